@@ -1,0 +1,232 @@
+"""The ``reasonloop`` command line.
+
+Every command imports its back end lazily so ``reasonloop --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+__all__ = ["app", "main"]
+
+DEFAULT_STORE = Path("runs") / "runs.sqlite"
+
+app = typer.Typer(
+    name="reasonloop",
+    help="Agents that reason with tools, recorded as lossless trajectories, trained with agentic RL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+runs_app = typer.Typer(help="Inspect and export recorded runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+StoreOpt = Annotated[Path, typer.Option("--store", help="Run store (SQLite file).")]
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    question: Annotated[str, typer.Argument(help="The task for the agent.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="LiteLLM model string, hf:PATH or replay:FILE.")],
+    tools: Annotated[str, typer.Option("--tools", "-t", help="Comma-separated tool names.")] = "calculator",
+    agent: Annotated[str, typer.Option("--agent", help="Agent graph.")] = "react",
+    store: StoreOpt = DEFAULT_STORE,
+    run_id: Annotated[str, typer.Option("--run-id", help="Run the episode belongs to.")] = "cli",
+    task_id: Annotated[str | None, typer.Option("--task-id", help="Task id (default: a hash of the question).")] = None,
+    max_steps: Annotated[int, typer.Option("--max-steps", help="Policy calls per episode.")] = 8,
+    temperature: Annotated[float, typer.Option("--temperature")] = 0.0,
+    max_tokens: Annotated[int, typer.Option("--max-tokens")] = 512,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    tool_format: Annotated[str | None, typer.Option("--tool-format", help="openai, tags or json.")] = None,
+    api_base: Annotated[str | None, typer.Option("--api-base", help="Server URL for API models.")] = None,
+    system: Annotated[str | None, typer.Option("--system", help="System prompt.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the trajectory as JSON at the end.")] = False,
+) -> None:
+    """Run one episode, stream its steps live, and save the trajectory."""
+    import hashlib
+
+    from reasonloop.agents import AGENTS
+    from reasonloop.console import print_step, print_trajectory
+    from reasonloop.errors import ReasonloopError
+    from reasonloop.policy.base import SamplingParams
+    from reasonloop.policy.registry import load_policy
+    from reasonloop.tools.registry import load_toolset
+    from reasonloop.trajectory.store import RunStore
+
+    console = _console()
+    try:
+        policy = load_policy(model, tool_format=tool_format, api_base=api_base)
+        toolset = load_toolset(tools)
+        sampling = SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
+        graph = AGENTS.get(agent)(policy, toolset, system_prompt=system, sampling=sampling, max_steps=max_steps)
+    except (ReasonloopError, ValueError) as exc:
+        _fail(str(exc))
+    from reasonloop.agents import AgentRuntime
+
+    store.parent.mkdir(parents=True, exist_ok=True)
+    counter = iter(range(10**9))
+    with RunStore(store) as run_store:
+        runtime = AgentRuntime(graph, store=run_store, run_id=run_id)
+        tid = task_id or "q-" + hashlib.sha256(question.encode()).hexdigest()[:12]
+        traj = asyncio.run(
+            runtime.run(question, task_id=tid, seed=seed, on_step=lambda step: print_step(console, step, next(counter)))
+        )
+    console.rule()
+    print_trajectory(console, traj)
+    console.print(f"saved trajectory {traj.id} to {store}")
+    if as_json:
+        typer.echo(traj.to_json())
+
+
+@runs_app.command("list")
+def runs_list(store: StoreOpt = DEFAULT_STORE) -> None:
+    """List runs in the store with episode counts and mean reward."""
+    from reasonloop.console import trajectory_table
+    from reasonloop.trajectory.store import RunStore
+
+    if not store.exists():
+        _fail(f"no run store at {store}")
+    with RunStore(store) as s:
+        rows = [
+            {
+                "run": r.run_id,
+                "episodes": r.episodes,
+                "mean reward": r.mean_reward if r.mean_reward is not None else "-",
+            }
+            for r in s.runs()
+        ]
+    _console().print(trajectory_table(rows, f"runs in {store}"))
+
+
+@runs_app.command("show")
+def runs_show(
+    trajectory_id: Annotated[str | None, typer.Argument(help="Trajectory id (default: the latest).")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+    run_id: Annotated[str | None, typer.Option("--run", help="Latest of this run.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print raw JSON.")] = False,
+) -> None:
+    """Show one trajectory step by step."""
+    from reasonloop.console import print_trajectory
+    from reasonloop.trajectory.store import RunStore
+
+    if not store.exists():
+        _fail(f"no run store at {store}")
+    with RunStore(store) as s:
+        if trajectory_id:
+            traj = s.get(trajectory_id)
+        else:
+            found = list(s.iter_trajectories(run_id=run_id))
+            traj = found[-1] if found else None
+    if traj is None:
+        _fail(f"no trajectory {trajectory_id or ''} in {store}".replace("  ", " "))
+    if as_json:
+        typer.echo(traj.to_json())
+    else:
+        print_trajectory(_console(), traj)
+
+
+@runs_app.command("export")
+def runs_export(
+    out: Annotated[Path, typer.Argument(help="Output file: .jsonl or .parquet.")],
+    store: StoreOpt = DEFAULT_STORE,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
+) -> None:
+    """Export trajectories losslessly to JSONL or Parquet."""
+    from reasonloop.trajectory.export import export_jsonl, export_parquet
+    from reasonloop.trajectory.store import RunStore
+
+    if out.suffix not in (".jsonl", ".parquet"):
+        _fail("the output file must end in .jsonl or .parquet")
+    with RunStore(store) as s:
+        writer = export_parquet if out.suffix == ".parquet" else export_jsonl
+        n = writer(s, out, run_id=run_id)
+    typer.echo(f"exported {n} trajectories to {out}")
+
+
+@runs_app.command("import")
+def runs_import(
+    source: Annotated[Path, typer.Argument(help="A .jsonl or .parquet export.")],
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Import trajectories (idempotent: episodes already stored are skipped)."""
+    from reasonloop.trajectory.export import import_jsonl, import_parquet
+    from reasonloop.trajectory.store import RunStore
+
+    if not source.is_file():
+        _fail(f"no file {source}")
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with RunStore(store) as s:
+        reader = import_parquet if source.suffix == ".parquet" else import_jsonl
+        n = reader(source, s)
+    typer.echo(f"imported {n} new trajectories into {store}")
+
+
+@app.command("tool")
+def tool_cmd(
+    name: Annotated[str, typer.Argument(help="Tool name (calculator, python, z3, search, plan, validate_plan).")],
+    json_args: Annotated[str, typer.Argument(help="Arguments as a JSON object.")] = "{}",
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Wall-clock limit in seconds.")] = None,
+) -> None:
+    """Run one tool once and print its ToolResult as JSON."""
+    from dataclasses import replace
+
+    from reasonloop.errors import ReasonloopError
+    from reasonloop.tools.base import Toolset
+    from reasonloop.tools.registry import TOOLS, build_tools
+    if name not in TOOLS:
+        _fail(f"unknown tool {name!r}; available: {', '.join(TOOLS.names())}")
+    try:
+        tools = build_tools([name])
+    except (ReasonloopError, ValueError, OSError) as exc:
+        _fail(f"{name} could not be created: {exc}")
+    if timeout is not None:
+        if timeout <= 0:
+            _fail("--timeout must be > 0")
+        tools = [replace(t, timeout_s=timeout) for t in tools]
+    chosen = next((t for t in tools if t.name == name), tools[0])
+
+    async def call() -> Any:
+        with Toolset(tools).open("cli") as session:
+            return await session.invoke(chosen.name, json_args)
+
+    result = asyncio.run(call())
+    typer.echo(json.dumps(result.model_dump(mode="json"), ensure_ascii=False))
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command()
+def demo(
+    quick: Annotated[bool, typer.Option("--quick", help="A shorter run.")] = False,
+    out: Annotated[Path, typer.Option("--out", help="Where trajectories and reports go.")] = Path("runs") / "demo",
+) -> None:
+    """Run the demo: an agent with tools, every step recorded, then the stored trajectories."""
+    from reasonloop.demo import run_demo
+
+    code = run_demo(out=out, quick=quick, console=_console())
+    raise typer.Exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``reasonloop`` script."""
+    app(args=argv if argv is not None else sys.argv[1:], prog_name="reasonloop")
+
+
+if __name__ == "__main__":
+    main()
