@@ -1,0 +1,1 @@
+"""Policies: who writes the tokens (API models, local models, replays)."""

@@ -1,0 +1,1 @@
+"""Tools: typed functions with schemas, and the sandboxed back ends behind them."""
