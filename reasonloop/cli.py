@@ -81,13 +81,16 @@ def run(
     from reasonloop.agents import AgentRuntime
 
     store.parent.mkdir(parents=True, exist_ok=True)
-    counter = iter(range(10**9))
-    with RunStore(store) as run_store:
-        runtime = AgentRuntime(graph, store=run_store, run_id=run_id)
-        tid = task_id or "q-" + hashlib.sha256(question.encode()).hexdigest()[:12]
-        traj = asyncio.run(
-            runtime.run(question, task_id=tid, seed=seed, on_step=lambda step: print_step(console, step, next(counter)))
-        )
+    tid = task_id or "q-" + hashlib.sha256(question.encode()).hexdigest()[:12]
+
+    async def go() -> Any:
+        with RunStore(store) as run_store:
+            async with AgentRuntime(graph, store=run_store, run_id=run_id) as runtime:
+                return await runtime.run(
+                    question, task_id=tid, seed=seed, on_step=lambda ev: print_step(console, ev["step"], ev["index"])
+                )
+
+    traj = asyncio.run(go())
     console.rule()
     print_trajectory(console, traj)
     console.print(f"saved trajectory {traj.id} to {store}")

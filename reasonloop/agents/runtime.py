@@ -38,11 +38,12 @@ from reasonloop.agents.nodes import POLICY_NODE, TOOLS_NODE
 from reasonloop.agents.react import Agent
 from reasonloop.agents.state import AgentContext, ReactState
 from reasonloop.errors import ConfigError
-from reasonloop.trajectory.schema import Step, Trajectory, new_id
+from reasonloop.trajectory.schema import Reward, Step, Trajectory, new_id
 
-__all__ = ["AgentRuntime", "Checkpointing", "StepCallback"]
+__all__ = ["AgentRuntime", "Checkpointing", "Scorer", "StepCallback"]
 
 StepCallback = Callable[[dict[str, Any]], Any]
+Scorer = Callable[[Trajectory], Sequence[Reward]]
 """Receives each streamed step event ``{"episode_id", "node", "index", "step"}``; may be async."""
 
 
@@ -62,6 +63,7 @@ class AgentRuntime:
         checkpointer: Checkpointing = None,
         concurrency: int = 8,
         on_step: StepCallback | None = None,
+        scorer: Scorer | None = None,
     ) -> None:
         """Args:
         agent: What :func:`build_react_agent` returned.
@@ -72,6 +74,8 @@ class AgentRuntime:
             threads are dropped when their episode finishes; SQLite ones are kept.
         concurrency: Default number of episodes :meth:`run_many` runs at once.
         on_step: Called with every streamed step of every episode.
+        scorer: Rewards for a finished trajectory (a task's verifier), attached before
+            it is stored; a scorer that raises is recorded in ``metadata["scorer_error"]``.
         """
         if concurrency < 1:
             raise ConfigError("concurrency must be >= 1")
@@ -82,6 +86,7 @@ class AgentRuntime:
         self.run_id = run_id
         self.concurrency = concurrency
         self.on_step = on_step
+        self.scorer = scorer
         self._checkpointing = checkpointer
         self._graph: CompiledStateGraph[Any, Any, Any, Any] | None = None
         self._saver: BaseCheckpointSaver[Any] | None = None
@@ -207,7 +212,7 @@ class AgentRuntime:
             ep.error = f"{type(exc).__name__}: {exc}"
         finally:
             ep.context.session.close()
-        ep.trajectory = self._record(ep)
+        ep.trajectory = self._score(self._record(ep))
         await self._store(ep.trajectory)
         if self._owns_memory and self._saver is not None and ep.submitted:
             await self._saver.adelete_thread(ep.thread_id)
@@ -279,6 +284,15 @@ class AgentRuntime:
             "metrics": _metrics(st, finished - ep.created_at),
             "metadata": metadata, "created_at": ep.created_at, "finished_at": finished,
         })
+
+    def _score(self, traj: Trajectory) -> Trajectory:
+        if self.scorer is None:
+            return traj
+        try:
+            traj.rewards.extend(self.scorer(traj))
+        except Exception as exc:  # a broken scorer must not lose the episode
+            traj.metadata["scorer_error"] = f"{type(exc).__name__}: {exc}"
+        return traj
 
     async def _store(self, traj: Trajectory) -> None:
         if self.store is not None:

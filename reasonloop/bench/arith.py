@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+
 from reasonloop.bench.task import ExpertTurn, Task
 
 __all__ = ["arith_tasks"]

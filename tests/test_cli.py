@@ -1,0 +1,79 @@
+"""The command line, driven as a user would."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from reasonloop.bench import arith_tasks
+from reasonloop.bench.experts import expert_recording
+from reasonloop.cli import app
+
+runner = CliRunner()
+
+
+def test_tool_command_prints_a_tool_result():
+    result = runner.invoke(app, ["tool", "calculator", '{"expression": "6 * 7"}'])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["status"] == "ok" and payload["output"] == "42" and payload["error"] is None
+    assert payload["duration_s"] >= 0
+
+
+def test_tool_command_bad_input_is_a_typed_result():
+    result = runner.invoke(app, ["tool", "calculator", "{not json"])
+    assert result.exit_code == 1
+    assert json.loads(result.output)["status"] == "invalid_arguments"
+    unknown = runner.invoke(app, ["tool", "nope", "{}"])
+    assert unknown.exit_code == 2 and "unknown tool 'nope'" in unknown.output
+    bad_timeout = runner.invoke(app, ["tool", "calculator", "{}", "--timeout", "0"])
+    assert bad_timeout.exit_code == 2
+
+
+def test_run_with_replay_then_runs_commands(tmp_path: Path):
+    task = arith_tasks(1, seed=9)[0]
+    recording = expert_recording(task, [{"role": "user", "content": task.prompt}])
+    rec_file = tmp_path / "rec.jsonl"
+    rec_file.write_text(recording.to_json() + "\n")
+    store = tmp_path / "runs.sqlite"
+    result = runner.invoke(
+        app, ["run", task.prompt, "--model", f"replay:{rec_file}", "--tools", "calculator", "--store", str(store), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    traj = json.loads(result.output.strip().splitlines()[-1])
+    assert traj["final_answer"] == task.answer
+    assert [s["kind"] for s in traj["steps"]] == ["policy", "tool", "policy"]
+
+    listed = runner.invoke(app, ["runs", "list", "--store", str(store)])
+    assert listed.exit_code == 0 and "cli" in listed.output
+    shown = runner.invoke(app, ["runs", "show", traj["id"], "--store", str(store), "--json"])
+    assert shown.exit_code == 0 and json.loads(shown.output)["id"] == traj["id"]
+    out = tmp_path / "export.parquet"
+    exported = runner.invoke(app, ["runs", "export", str(out), "--store", str(store)])
+    assert exported.exit_code == 0 and "exported 1" in exported.output
+    other = tmp_path / "other.sqlite"
+    imported = runner.invoke(app, ["runs", "import", str(out), "--store", str(other)])
+    assert imported.exit_code == 0 and "imported 1" in imported.output
+    again = runner.invoke(app, ["runs", "import", str(out), "--store", str(other)])
+    assert "imported 0" in again.output
+
+
+def test_run_reports_bad_model_strings(tmp_path: Path):
+    result = runner.invoke(app, ["run", "hi", "--model", "replay:/no/such/file", "--store", str(tmp_path / "s.sqlite")])
+    assert result.exit_code == 2 and "no recording file" in result.output
+    missing = runner.invoke(app, ["runs", "show", "--store", str(tmp_path / "none.sqlite")])
+    assert missing.exit_code == 2 and "no run store" in missing.output
+
+
+def test_demo_quick_runs_end_to_end(tmp_path: Path):
+    exe = Path(sys.executable).with_name("reasonloop")
+    proc = subprocess.run(
+        [str(exe), "demo", "--quick", "--out", str(tmp_path / "demo")], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "accuracy" in proc.stdout
+    assert (tmp_path / "demo" / "runs.sqlite").exists()
+    lines = (tmp_path / "demo" / "trajectories.jsonl").read_text().splitlines()
+    assert len(lines) == 3
