@@ -116,9 +116,7 @@ class Tool:
         schema["additionalProperties"] = False
         return ToolSpec(name=self.name, description=self.description, parameters=schema)
 
-    async def __call__(
-        self, arguments: dict[str, Any] | str | None = None, *, context: ToolContext | None = None
-    ) -> ToolResult:
+    async def __call__(self, arguments: dict[str, Any] | str | None = None, *, context: ToolContext | None = None) -> ToolResult:
         """Validate ``arguments``, run the tool, and return a :class:`ToolResult`."""
         start = time.perf_counter()
         parsed = _parse_arguments(arguments)
@@ -252,9 +250,7 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
     return first_para, params
 
 
-def _build_args_model(
-    fn: Callable[..., Any], name: str, param_docs: dict[str, str]
-) -> tuple[type[BaseModel], str | None]:
+def _build_args_model(fn: Callable[..., Any], name: str, param_docs: dict[str, str]) -> tuple[type[BaseModel], str | None]:
     sig = inspect.signature(fn)
     try:
         hints = get_type_hints(fn, include_extras=True)

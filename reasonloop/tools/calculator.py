@@ -129,12 +129,7 @@ def _eval(node: ast.AST, depth: int) -> Number:
         return _UNARY[type(node.op)](_eval(node.operand, depth + 1))
     if isinstance(node, ast.Name) and node.id in _CONSTANTS:
         return _CONSTANTS[node.id]
-    if (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id in _FUNCTIONS
-        and not node.keywords
-    ):
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS and not node.keywords:
         args = [_eval(a, depth + 1) for a in node.args]
         result = _FUNCTIONS[node.func.id](*args)
         _check_size(result)
