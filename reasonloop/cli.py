@@ -57,6 +57,8 @@ def run(
     tool_format: Annotated[str | None, typer.Option("--tool-format", help="openai, tags or json.")] = None,
     api_base: Annotated[str | None, typer.Option("--api-base", help="Server URL for API models.")] = None,
     system: Annotated[str | None, typer.Option("--system", help="System prompt.")] = None,
+    cache: Annotated[Path | None, typer.Option("--cache", help="Response cache for API models (SQLite).")] = None,
+    index: Annotated[Path | None, typer.Option("--index", help="Search index directory (search tool).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the trajectory as JSON at the end.")] = False,
 ) -> None:
     """Run one episode, stream its steps live, and save the trajectory."""
@@ -72,8 +74,8 @@ def run(
 
     console = _console()
     try:
-        policy = load_policy(model, tool_format=tool_format, api_base=api_base)
-        toolset = load_toolset(tools)
+        policy = load_policy(model, tool_format=tool_format, api_base=api_base, cache_path=cache)
+        toolset = load_toolset(tools, {"search": {"index_dir": index}} if index is not None else None)
         sampling = SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
         graph = AGENTS.get(agent)(policy, toolset, system_prompt=system, sampling=sampling, max_steps=max_steps)
     except (ReasonloopError, ValueError) as exc:
@@ -186,6 +188,7 @@ def tool_cmd(
     name: Annotated[str, typer.Argument(help="Tool name (calculator, python, z3, search, plan, validate_plan).")],
     json_args: Annotated[str, typer.Argument(help="Arguments as a JSON object.")] = "{}",
     timeout: Annotated[float | None, typer.Option("--timeout", help="Wall-clock limit in seconds.")] = None,
+    index: Annotated[Path | None, typer.Option("--index", help="Search index directory (search tool).")] = None,
 ) -> None:
     """Run one tool once and print its ToolResult as JSON."""
     from dataclasses import replace
@@ -195,8 +198,9 @@ def tool_cmd(
     from reasonloop.tools.registry import TOOLS, build_tools
     if name not in TOOLS:
         _fail(f"unknown tool {name!r}; available: {', '.join(TOOLS.names())}")
+    options = {"search": {"index_dir": index}} if index is not None else None
     try:
-        tools = build_tools([name])
+        tools = build_tools([name], options)
     except (ReasonloopError, ValueError, OSError) as exc:
         _fail(f"{name} could not be created: {exc}")
     if timeout is not None:
@@ -212,6 +216,27 @@ def tool_cmd(
     result = asyncio.run(call())
     typer.echo(json.dumps(result.model_dump(mode="json"), ensure_ascii=False))
     raise typer.Exit(0 if result.ok else 1)
+
+
+index_app = typer.Typer(help="Build local search indexes.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+
+@index_app.command("build")
+def index_build(
+    corpus: Annotated[Path, typer.Argument(help="JSONL corpus: one {id, title, text} object per line.")],
+    out: Annotated[Path, typer.Option("--out", help="Index directory to write.")],
+    dense: Annotated[bool, typer.Option("--dense", help="Also build a dense index (needs the dense extra).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing index.")] = False,
+) -> None:
+    """Build a BM25 (and optionally dense) index from a JSONL corpus."""
+    from reasonloop.tools.search import SearchIndexError, build_index
+
+    try:
+        manifest = build_index(corpus, out, dense=dense, overwrite=overwrite)
+    except SearchIndexError as exc:
+        _fail(str(exc), code=1)
+    typer.echo(manifest.summary())
 
 
 @app.command()

@@ -77,3 +77,21 @@ def test_demo_quick_runs_end_to_end(tmp_path: Path):
     assert (tmp_path / "demo" / "runs.sqlite").exists()
     lines = (tmp_path / "demo" / "trajectories.jsonl").read_text().splitlines()
     assert len(lines) == 3
+
+
+def test_index_build_then_search_tool(tmp_path: Path):
+    corpus = tmp_path / "corpus.jsonl"
+    docs = [
+        {"id": "d1", "title": "Zorblat", "text": "The zorblat river flows through Quentaria."},
+        {"id": "d2", "title": "Mirefell", "text": "Mirefell is a mountain town famous for glass."},
+    ]
+    corpus.write_text("\n".join(json.dumps(d) for d in docs) + "\n{broken\n")
+    out = tmp_path / "idx"
+    built = runner.invoke(app, ["index", "build", str(corpus), "--out", str(out)])
+    assert built.exit_code == 0, built.output
+    again = runner.invoke(app, ["index", "build", str(corpus), "--out", str(out)])
+    assert again.exit_code == 1 and "already exists" in again.output
+    found = runner.invoke(app, ["tool", "search", '{"query": "zorblat river", "k": 1}', "--index", str(out)])
+    assert found.exit_code == 0, found.output
+    payload = json.loads(found.output)
+    assert payload["status"] == "ok" and "d1" in payload["output"] and "d2" not in payload["output"]

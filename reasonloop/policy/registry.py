@@ -23,26 +23,34 @@ def load_policy(model: str, **options: Any) -> Policy:
     Args:
         model: ``hf:PATH``, ``replay:FILE`` or a LiteLLM model string.
         **options: Passed to the policy's constructor (``tool_format``, ``api_base``,
-            ``device``...); ``None`` values are dropped.
+            ``device``...); ``None`` values are dropped. ``cache_path`` gives API
+            models a response cache; local and replay policies ignore it.
     """
     options = {k: v for k, v in options.items() if v is not None}
     model = model.strip()
     if not model:
         raise ConfigError("model: empty model string")
+    local_only = {k: v for k, v in options.items() if k not in ("cache_path", "api_base")}
     if model.startswith("hf:"):
         path = Path(model[3:]).expanduser()
         if not path.exists():
             raise ConfigError(f"model: no local model at {path}")
         from reasonloop.policy.hf import HFPolicy
 
-        return HFPolicy.from_pretrained(path, **options)
+        return HFPolicy.from_pretrained(path, **local_only)
     if model.startswith("replay:"):
         path = Path(model[7:]).expanduser()
         if not path.is_file():
             raise ConfigError(f"model: no recording file at {path}")
         from reasonloop.policy.replay import ReplayPolicy
 
-        return ReplayPolicy.from_jsonl(path, **options)
+        return ReplayPolicy.from_jsonl(path, **local_only)
     from reasonloop.policy.litellm import LiteLLMPolicy
 
-    return LiteLLMPolicy(model=model, **options)
+    cache_path = options.pop("cache_path", None)
+    cache = None
+    if cache_path is not None:
+        from reasonloop.policy.cache import ResponseCache
+
+        cache = ResponseCache(cache_path)
+    return LiteLLMPolicy(model=model, cache=cache, **options)
