@@ -8,7 +8,8 @@ data use.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from reasonloop.bench.task import Task
@@ -16,7 +17,7 @@ from reasonloop.policy.base import ToolFormat, ToolSpec
 from reasonloop.policy.parsing import extract_answer, render_tool_call
 from reasonloop.trajectory.schema import PolicyStep, ToolCall, Trajectory
 
-__all__ = ["EXPERT_MODEL", "expert_recording"]
+__all__ = ["EXPERT_MODEL", "expert_messages", "expert_policy", "expert_recording", "write_expert_jsonl"]
 
 EXPERT_MODEL = "scripted-expert"
 
@@ -62,3 +63,31 @@ def expert_recording(
         status="finished",
         metadata={"tool_format": tool_format, "source": EXPERT_MODEL, "suite": task.suite},
     )
+
+
+def expert_messages(task: Task, system_prompt: str | None) -> list[dict[str, Any]]:
+    """The initial messages an agent with ``system_prompt`` starts ``task`` from."""
+    head = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return [*head, {"role": "user", "content": task.prompt}]
+
+
+def expert_policy(tasks: Iterable[Task], *, system_prompt: str | None, tool_format: ToolFormat = "openai") -> Any:
+    """A :class:`~reasonloop.policy.replay.ReplayPolicy` serving the tasks' scripted experts.
+
+    ``system_prompt`` must be the agent's: recordings are matched by initial messages.
+    """
+    from reasonloop.policy.replay import ReplayPolicy
+
+    recordings = [expert_recording(t, expert_messages(t, system_prompt), tool_format=tool_format) for t in tasks]
+    return ReplayPolicy(recordings, name=EXPERT_MODEL)
+
+
+def write_expert_jsonl(tasks: Iterable[Task], path: str | Path, *, system_prompt: str | None) -> int:
+    """Write the tasks' expert recordings as JSONL (for ``--model replay:PATH``); returns the count."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines = [expert_recording(t, expert_messages(t, system_prompt)).to_json() for t in tasks]
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    tmp.replace(out)
+    return len(lines)
