@@ -52,6 +52,35 @@ async def _episodes(out: Path, n: int, console: Console) -> list[Any]:
     return trajs
 
 
+async def _local_model_episode(out: Path, console: Console) -> Any:
+    """One episode with a local transformers model: every token id, log-prob and entropy.
+
+    The model is a tiny random-init one built here (nothing is downloaded), so its
+    text is noise; the point is the bookkeeping, which is the same for any ``hf:PATH``.
+    """
+    from reasonloop.agents import AgentRuntime, build_react_agent
+    from reasonloop.bench import arith_tasks
+    from reasonloop.policy.base import SamplingParams
+    from reasonloop.policy.hf import HFPolicy
+    from reasonloop.policy.tiny_model import build_tiny_model, build_tiny_tokenizer, save_tiny
+    from reasonloop.tools.registry import load_toolset
+    from reasonloop.trajectory.store import RunStore
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    task = arith_tasks(1, seed=HELD_OUT_SEED + 1)[0]
+    tokenizer = build_tiny_tokenizer([task.prompt, SYSTEM_PROMPT] * 4)
+    path = save_tiny(build_tiny_model(tokenizer, seed=0), tokenizer, out / "tiny-random-model")
+    policy = HFPolicy.from_pretrained(path)
+    sampling = SamplingParams(temperature=1.0, max_tokens=24, seed=0)
+    agent = build_react_agent(policy, load_toolset("calculator"), system_prompt=SYSTEM_PROMPT, sampling=sampling,
+                              max_steps=2)
+    with RunStore(out / "runs.sqlite") as store:
+        async with AgentRuntime(agent, store=store, run_id="demo-local-model") as runtime:
+            return await runtime.run(task.prompt, task_id=task.id, seed=0)
+
+
 def run_demo(*, out: Path, quick: bool, console: Console) -> int:
     """Run the demo; returns the process exit code."""
     from reasonloop.trajectory.export import export_jsonl, export_parquet
@@ -73,6 +102,16 @@ def run_demo(*, out: Path, quick: bool, console: Console) -> int:
         print_trajectory(console, store.get(trajs[0].id))
         n_jsonl = export_jsonl(store, out / "trajectories.jsonl", run_id="demo")
         export_parquet(store, out / "trajectories.parquet", run_id="demo")
+    if not quick:
+        console.rule(f"a local model: hf:{out / 'tiny-random-model'}")
+        local = asyncio.run(_local_model_episode(out, console))
+        print_trajectory(console, local)
+        first = local.policy_steps()[0]
+        console.print(
+            f"first policy step: ids {first.token_ids[:8]}..., log-probs "
+            f"{[round(x, 2) for x in (first.logprobs or [])[:4]]}..., entropies "
+            f"{[round(x, 2) for x in (first.entropies or [])[:4]]}... ({first.entropy_kind})"
+        )
     correct = sum(1 for t in trajs if t.reward > 0)
     rows = [{
         "suite": "arith", "episodes": len(trajs), "accuracy": correct / max(1, len(trajs)),

@@ -31,7 +31,25 @@ _LAZY: dict[str, str] = {
     "write_expert_jsonl": "reasonloop.bench.experts",
 }
 
-__all__ = sorted(["SUITES", "VERIFIERS", "ExpertTurn", "Suite", "Task", "Verdict", "arith_tasks", *_LAZY])
+__all__ = [
+    "LOADERS",
+    "SUITES",
+    "VERIFIERS",
+    "BenchConfig",
+    "Comparison",
+    "ExpertTurn",
+    "Report",
+    "Suite",
+    "Task",
+    "Verdict",
+    "arith_tasks",
+    "compare",
+    "expert_policy",
+    "expert_recording",
+    "load_tasks",
+    "run_bench",
+    "write_expert_jsonl",
+]
 
 
 def __getattr__(name: str) -> Any:
