@@ -58,6 +58,8 @@ async def _local_model_episode(out: Path, console: Console) -> Any:
     The model is a tiny random-init one built here (nothing is downloaded), so its
     text is noise; the point is the bookkeeping, which is the same for any ``hf:PATH``.
     """
+    from transformers.utils import logging as hf_logging
+
     from reasonloop.agents import AgentRuntime, build_react_agent
     from reasonloop.bench import arith_tasks
     from reasonloop.policy.base import SamplingParams
@@ -65,8 +67,6 @@ async def _local_model_episode(out: Path, console: Console) -> Any:
     from reasonloop.policy.tiny_model import build_tiny_model, build_tiny_tokenizer, save_tiny
     from reasonloop.tools.registry import load_toolset
     from reasonloop.trajectory.store import RunStore
-
-    from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     task = arith_tasks(1, seed=HELD_OUT_SEED + 1)[0]
