@@ -1,0 +1,97 @@
+"""The sandbox runner: isolation, limits, deadlines, output caps, fail-closed behaviour."""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reasonloop.errors import ConfigError
+from reasonloop.tools._sandbox_seccomp import SeccompUnsupported, build_filter
+from reasonloop.tools.sandbox import Sandbox, SandboxConfig, SandboxStatus, SandboxUnavailable
+
+PY = os.path.realpath(sys.executable)
+PREFIX = str(Path(PY).parent.parent)
+
+
+@pytest.fixture
+def sandbox(sandbox_required: None) -> Sandbox:
+    return Sandbox(SandboxConfig(timeout_s=5, ro_binds=((PREFIX, PREFIX),)))
+
+
+def _py(code: str) -> list[str]:
+    return [PY, "-I", "-S", "-c", code]
+
+
+def test_runs_and_passes_stdin(sandbox: Sandbox) -> None:
+    result = sandbox.run(_py("import sys, os; print(sys.stdin.read().upper(), os.getcwd(), os.uname().nodename)"), stdin="hi")
+    assert result.status is SandboxStatus.OK and result.stdout == "HI /work sandbox\n"
+
+
+def test_environment_is_scrubbed(sandbox: Sandbox, canary_env: str) -> None:
+    result = sandbox.run(_py("import os; print(sorted(os.environ)); print(open('/proc/1/environ').read())"))
+    assert result.status is SandboxStatus.OK and canary_env not in result.stdout
+    assert "REASONLOOP_TEST_SECRET" not in result.stdout
+
+
+def test_timeout_kills_the_whole_tree(sandbox: Sandbox) -> None:
+    start = time.monotonic()
+    result = sandbox.run(_py("import subprocess; subprocess.Popen(['sleep', '100']); import time; time.sleep(100)"), timeout_s=1)
+    assert result.status is SandboxStatus.TIMEOUT and time.monotonic() - start < 2.0
+    assert "wall-clock" in (result.killed_reason or "")
+
+
+def test_output_is_capped(sandbox_required: None) -> None:
+    sb = Sandbox(SandboxConfig(max_output_bytes=1000, ro_binds=((PREFIX, PREFIX),)))
+    result = sb.run(_py("import sys; sys.stdout.write('x' * 10**6); sys.stderr.write('e' * 10)"))
+    assert result.stdout_truncated and len(result.stdout) == 1000
+    assert not result.stderr_truncated and result.stderr == "e" * 10
+
+
+def test_nonzero_exit_and_limits(sandbox: Sandbox) -> None:
+    assert sandbox.run(_py("raise SystemExit(3)")).exit_code == 3
+    memory = sandbox.run(_py("b = bytearray(10 * 2**30)"))
+    assert memory.status is SandboxStatus.ERROR and "MemoryError" in memory.stderr
+
+
+def test_network_and_namespaces_are_denied(sandbox: Sandbox) -> None:
+    code = "import socket, ctypes\ntry:\n    socket.socket(socket.AF_INET)\nexcept OSError as e:\n    print(e.errno)\nprint(ctypes.CDLL(None).unshare(0x10000000))"
+    assert sandbox.run(_py(code)).stdout == "97\n-1\n"
+
+
+def test_writes_only_in_the_work_dir(sandbox: Sandbox, tmp_path: Path) -> None:
+    code = "open('/work/out.txt', 'w').write('ok')\ntry:\n    open('/usr/x', 'w')\nexcept OSError as e:\n    print(type(e).__name__)"
+    result = sandbox.run(_py(code), workdir=tmp_path)
+    assert result.stdout == "OSError\n" and (tmp_path / "out.txt").read_text() == "ok"
+
+
+def test_missing_bubblewrap_fails_closed() -> None:
+    sb = Sandbox(SandboxConfig(bwrap="/nonexistent/bwrap"))
+    assert "bubblewrap" in (sb.unavailable_reason() or "")
+    with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
+        sb.require()
+    result = sb.run(["/bin/true"])
+    assert result.status is SandboxStatus.REFUSED and result.exit_code is None
+
+
+def test_config_checks() -> None:
+    with pytest.raises(ConfigError):
+        SandboxConfig(timeout_s=0)
+    with pytest.raises(ConfigError):
+        SandboxConfig(max_open_files=4)
+    with pytest.raises(ConfigError):
+        SandboxConfig(ro_binds=(("/usr", "relative"),))
+
+
+def test_seccomp_program_shape() -> None:
+    program = build_filter("x86_64")
+    assert len(program) % 8 == 0 and 60 < len(program) // 8 < 256
+    first = struct.unpack("=HBBI", program[:8])
+    assert first == (0x20, 0, 0, 4)  # load the architecture first
+    assert build_filter("aarch64") != program
+    with pytest.raises(SeccompUnsupported):
+        build_filter("sparc")
