@@ -218,6 +218,30 @@ def tool_cmd(
     raise typer.Exit(0 if result.ok else 1)
 
 
+@app.command("plan")
+def plan_cmd(
+    domain: Annotated[Path, typer.Argument(help="PDDL domain file.")],
+    problem: Annotated[Path, typer.Argument(help="PDDL problem file.")],
+    planner: Annotated[str, typer.Option("--planner", help="fast-downward, pyperplan or enhsp.")] = "fast-downward",
+    timeout: Annotated[float, typer.Option("--timeout", help="Wall-clock limit in seconds.")] = 30.0,
+    optimal: Annotated[bool, typer.Option("--optimal", help="Ask for an optimal plan.")] = False,
+    validate: Annotated[Path | None, typer.Option("--validate", help="Validate this plan file instead of solving.")] = None,
+) -> None:
+    """Solve a PDDL problem (or validate a plan) and print the result as JSON.
+
+    Exit status: 0 solved/valid, 1 unsolvable/invalid plan, 2 invalid input,
+    3 timeout, memory-out or engine error.
+    """
+    from reasonloop.planners.commands import plan_command, validate_command
+
+    if validate is not None:
+        code, text = validate_command(validate, domain, problem, timeout_s=timeout)
+    else:
+        code, text = plan_command(domain, problem, planner=planner, timeout_s=timeout, optimal=optimal)
+    typer.echo(text)
+    raise typer.Exit(code)
+
+
 index_app = typer.Typer(help="Build local search indexes.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 

@@ -95,3 +95,40 @@ def test_index_build_then_search_tool(tmp_path: Path):
     assert found.exit_code == 0, found.output
     payload = json.loads(found.output)
     assert payload["status"] == "ok" and "d1" in payload["output"] and "d2" not in payload["output"]
+
+
+def test_plan_and_validate_commands(tmp_path: Path):
+    from reasonloop.planners.generators import blocksworld
+
+    inst = blocksworld(n_blocks=4, seed=1)
+    domain, problem = tmp_path / "domain.pddl", tmp_path / "problem.pddl"
+    domain.write_text(inst.domain)
+    problem.write_text(inst.problem)
+    solved = runner.invoke(app, ["plan", str(domain), str(problem), "--timeout", "60"])
+    assert solved.exit_code == 0, solved.output
+    result = json.loads(solved.output)
+    assert result["status"].startswith("solved") and result["plan"]
+    plan_file = tmp_path / "plan.txt"
+    plan_file.write_text("\n".join(result["plan"]))
+    valid = runner.invoke(app, ["plan", "--validate", str(plan_file), str(domain), str(problem)])
+    assert valid.exit_code == 0, valid.output
+    plan_file.write_text("\n".join(result["plan"][1:]))
+    invalid = runner.invoke(app, ["plan", "--validate", str(plan_file), str(domain), str(problem)])
+    assert invalid.exit_code == 1
+    broken = tmp_path / "broken.pddl"
+    broken.write_text("(define (problem p) (:domain blocksworld")
+    bad = runner.invoke(app, ["plan", str(domain), str(broken)])
+    assert bad.exit_code == 2 and "invalid" in bad.output.lower()
+
+
+def test_sandboxed_tools_through_the_cli():
+    py = runner.invoke(app, ["tool", "python", '{"code": "x = 6 * 7\\nx"}', "--timeout", "30"])
+    assert py.exit_code == 0, py.output
+    assert "42" in json.loads(py.output)["output"]
+    smt = '(declare-const x Int) (assert (> x 41)) (assert (< x 43)) (check-sat) (get-model)'
+    z3 = runner.invoke(app, ["tool", "z3", json.dumps({"smtlib": smt})])
+    assert z3.exit_code == 0, z3.output
+    out = json.loads(z3.output)
+    assert "sat" in out["output"] and "42" in out["output"]
+    garbage = runner.invoke(app, ["tool", "z3", json.dumps({"smtlib": "garbage ((("})])
+    assert garbage.exit_code == 1 and json.loads(garbage.output)["status"] == "error"

@@ -32,8 +32,10 @@ def _python(**options: Any) -> Tool:
 
 
 def _z3(**options: Any) -> Tool:
+    """Model-written SMT-LIB runs inside the sandbox unless the caller says otherwise."""
     from reasonloop.tools.smt import smt_tool
 
+    options.setdefault("sandbox", True)
     return smt_tool(**options)
 
 
@@ -46,7 +48,7 @@ def _search(**options: Any) -> Tool:
 def _planner(**options: Any) -> list[Tool]:
     from reasonloop.planners.tools import planner_tools
 
-    return planner_tools(**options)
+    return list(planner_tools(**options))
 
 
 def _plan_only(**options: Any) -> Tool:
