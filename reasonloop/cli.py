@@ -27,6 +27,15 @@ app = typer.Typer(
 runs_app = typer.Typer(help="Inspect and export recorded runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
+
+def _add_bench() -> None:
+    from reasonloop.bench.cli import bench_app
+
+    app.add_typer(bench_app, name="bench")
+
+
+_add_bench()
+
 StoreOpt = Annotated[Path, typer.Option("--store", help="Run store (SQLite file).")]
 
 
