@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import array
 import json
+import signal
 import socket
 import tempfile
 import threading
@@ -210,11 +211,38 @@ class Family:
             time.sleep(0.002)
         return killed
 
+    def healthy(self, ns_pid: int) -> bool:
+        """Whether the sandbox's holder and this worker are alive and not being killed.
+
+        A cell can take its own sandbox down (``os.kill(-1, SIGKILL)`` kills the holder but
+        not the caller); the worker then dies a moment later. A SIGKILL already pending
+        counts as dead, so the session notices within the call that caused it.
+        """
+        with self.lock:
+            worker = self.workers.get(ns_pid, -1)
+        return all(_running(pid) for pid in (self.holder[1], worker) if pid > 0)
+
     def shutdown(self) -> None:
         self.proc.close()
         if self.stderr_file is not None:
             self.stderr_file.close()
             self.stderr_file = None
+
+
+_SIGKILL_BIT = 1 << (signal.SIGKILL - 1)
+
+
+def _running(pid: int) -> bool:
+    """Alive, not a zombie, and no SIGKILL pending (read from ``/proc/PID/status``)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            fields = dict(line.split(b":", 1) for line in fh.read().splitlines() if b":" in line)
+        if fields.get(b"State", b"").strip()[:1] in (b"Z", b"X"):
+            return False
+        pending = int(fields.get(b"SigPnd", b"0").strip(), 16) | int(fields.get(b"ShdPnd", b"0").strip(), 16)
+    except (OSError, ValueError):
+        return False
+    return not pending & _SIGKILL_BIT
 
 
 def _stray(pid: int, live_sessions: set[int], ended_sessions: set[int]) -> bool:

@@ -247,6 +247,9 @@ class PythonSession:
             if self._closed:
                 return CellResult(status=CellStatus.REFUSED, message="this interpreter session is closed")
             start = time.monotonic()
+            if self._family is not None and not self._family.healthy(self._ns_pid):
+                self._drop()
+                self._notice = f"the interpreter had stopped; {_LOST}"
             failed = self._ensure_started()
             if failed is not None:
                 return failed
@@ -273,6 +276,10 @@ class PythonSession:
             result = _cell_from_reply(reply)
             if self._notice:
                 result.message, result.state_lost, self._notice = self._notice, True, None
+            if not self._family.healthy(self._ns_pid):  # the cell took its own sandbox down
+                self._drop()
+                result.state_lost = True
+                result.message = f"this call stopped the interpreter's sandbox; {_LOST}"
             return result
 
     def _ensure_started(self) -> CellResult | None:
