@@ -251,6 +251,79 @@ def plan_cmd(
     raise typer.Exit(code)
 
 
+memory_app = typer.Typer(help="Inspect long-term memory stores.", no_args_is_help=True)
+app.add_typer(memory_app, name="memory")
+MemStoreOpt = Annotated[Path, typer.Option("--store", help="Memory store (SQLite file).")]
+NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Dotted namespace prefix, e.g. lessons.alice.")]
+
+
+def _memory(call: Any) -> None:
+    from reasonloop.errors import StoreError
+    from reasonloop.memory.cli import render
+
+    try:
+        typer.echo(render(call()))
+    except StoreError as exc:
+        _fail(str(exc))
+
+
+@memory_app.command("list")
+def memory_list_cmd(store: MemStoreOpt, namespace: NamespaceOpt = "", limit: int = 20) -> None:
+    """List memories, newest first."""
+    from reasonloop.memory.cli import memory_list
+
+    _memory(lambda: memory_list(store, namespace=namespace, limit=limit))
+
+
+@memory_app.command("search")
+def memory_search_cmd(
+    query: Annotated[str, typer.Argument(help="What to recall.")],
+    store: MemStoreOpt,
+    namespace: NamespaceOpt = "",
+    limit: int = 5,
+    dense: Annotated[bool, typer.Option("--dense", help="Use the embedding model (dense extra).")] = False,
+) -> None:
+    """Search memories with the hybrid ranking; every hit explains its score."""
+    from reasonloop.memory.cli import memory_search
+
+    _memory(lambda: memory_search(store, query, namespace=namespace, limit=limit, dense=dense))
+
+
+@memory_app.command("show")
+def memory_show_cmd(
+    namespace: Annotated[str, typer.Argument(help="Dotted namespace.")],
+    key: Annotated[str, typer.Argument(help="Memory key.")],
+    store: MemStoreOpt,
+    history: int = 20,
+) -> None:
+    """Show one memory and its change history."""
+    from reasonloop.memory.cli import memory_show
+
+    _memory(lambda: memory_show(store, namespace, key, history=history))
+
+
+@memory_app.command("export")
+def memory_export_cmd(
+    store: MemStoreOpt,
+    out: Annotated[Path, typer.Option("--out", help="JSONL file to write (default: stdout).")] = Path("-"),
+    namespace: NamespaceOpt = "",
+    history: Annotated[bool, typer.Option("--history", help="Include the audit history.")] = False,
+) -> None:
+    """Export memories as JSONL."""
+    from reasonloop.errors import StoreError
+    from reasonloop.memory.cli import memory_export
+
+    try:
+        if str(out) == "-":
+            n = memory_export(store, sys.stdout, namespace=namespace, history=history)
+        else:
+            with out.open("w", encoding="utf-8") as fh:
+                n = memory_export(store, fh, namespace=namespace, history=history)
+    except StoreError as exc:
+        _fail(str(exc))
+    typer.echo(f"exported {n} memories", err=True)
+
+
 index_app = typer.Typer(help="Build local search indexes.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 

@@ -132,3 +132,23 @@ def test_sandboxed_tools_through_the_cli():
     assert "sat" in out["output"] and "42" in out["output"]
     garbage = runner.invoke(app, ["tool", "z3", json.dumps({"smtlib": "garbage ((("})])
     assert garbage.exit_code == 1 and json.loads(garbage.output)["status"] == "error"
+
+
+def test_memory_commands(tmp_path: Path):
+    from reasonloop.memory import MemoryStore
+
+    path = tmp_path / "memory.db"
+    with MemoryStore(path, actor="ep-1") as s:
+        s.put(("lessons", "alice"), "k1", {"text": "split large uploads into chunks before retrying"})
+        s.put(("facts", "alice"), "k2", {"text": "Alice works in the Lyon office"})
+    listed = runner.invoke(app, ["memory", "list", "--store", str(path)])
+    assert listed.exit_code == 0 and "k1" in listed.output and "k2" in listed.output
+    found = runner.invoke(app, ["memory", "search", "uploads chunks", "--store", str(path), "-n", "lessons"])
+    assert found.exit_code == 0 and "k1" in found.output and "k2" not in found.output
+    shown = runner.invoke(app, ["memory", "show", "facts.alice", "k2", "--store", str(path)])
+    assert shown.exit_code == 0 and "Lyon" in shown.output
+    out = tmp_path / "mem.jsonl"
+    exported = runner.invoke(app, ["memory", "export", "--store", str(path), "--out", str(out)])
+    assert exported.exit_code == 0 and len(out.read_text().splitlines()) == 2
+    missing = runner.invoke(app, ["memory", "list", "--store", str(tmp_path / "none.db")])
+    assert missing.exit_code == 2 and "no memory store" in missing.output
