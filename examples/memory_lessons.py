@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from reasonloop.agents import AgentRuntime, build_react_agent
-from reasonloop.memory import Lesson, Memory, RecallConfig, Scope, with_memory
+from reasonloop.agents.memory import RecallConfig, with_memory
+from reasonloop.memory import Lesson, Memory, Scope
 from reasonloop.policy.base import Completion, Context, SamplingParams, ToolFormat, ToolSpec
 from reasonloop.tools.base import tool
 from reasonloop.trajectory.schema import Reward, ToolCall, ToolResult, ToolStatus, Trajectory

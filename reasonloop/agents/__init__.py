@@ -4,6 +4,7 @@ runs them as recorded, forkable episodes."""
 from __future__ import annotations
 
 from reasonloop.agents.episode import AgentTask, Episode
+from reasonloop.agents.memory import RecallConfig, with_memory
 from reasonloop.agents.pal import build_pal_agent
 from reasonloop.agents.planning import build_llm_p_agent, build_plan_verify_agent
 from reasonloop.agents.react import Agent, build_react_agent
@@ -18,6 +19,7 @@ __all__ = [
     "AGENTS",
     "CallableChecker",
     "CheckVerdict",
+    "RecallConfig",
     "RefineLoop",
     "ToolChecker",
     "build_llm_p_agent",
@@ -26,6 +28,7 @@ __all__ = [
     "build_refine_agent",
     "build_search_agent",
     "build_verify_refine_agent",
+    "with_memory",
     "Agent",
     "AgentContext",
     "AgentLimits",

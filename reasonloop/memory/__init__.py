@@ -8,12 +8,10 @@
 * :func:`memory_tools`, :func:`with_memory`: memory in agents (tools, recall and
   reflect nodes, memory steps in the trajectory).
 
-``with_memory`` and ``RecallConfig`` (they import the agents package) load on first use.
+``with_memory`` and ``RecallConfig`` (graph integration) live in :mod:`reasonloop.agents.memory`.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from reasonloop.memory.embed import DenseEmbedder, Embedder, HashingEmbedder, dense_embedder_or_none
 from reasonloop.memory.experience import ExperienceLibrary, LearnReport, Lesson, LibraryConfig, distill
@@ -39,22 +37,11 @@ __all__ = [
     "MemoryStore",
     "MemoryView",
     "RankWeights",
-    "RecallConfig",
     "ScoreParts",
     "Scope",
     "SemanticMemory",
     "dense_embedder_or_none",
     "distill",
     "memory_tools",
-    "with_memory",
 ]
 
-_LAZY = {"with_memory": "reasonloop.memory.graph", "RecallConfig": "reasonloop.memory.graph"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'reasonloop.memory' has no attribute {name!r}")

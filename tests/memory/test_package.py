@@ -12,8 +12,7 @@ def test_exported_members() -> None:
     assert sorted(memory.__all__) == [
         "DenseEmbedder", "Embedder", "EpisodicMemory", "ExperienceLibrary", "HashingEmbedder", "Hit", "LearnReport",
         "Lesson", "LibraryConfig", "Memory", "MemorySessions", "MemoryStore", "MemoryView", "RankWeights",
-        "RecallConfig", "Scope", "ScoreParts", "SemanticMemory", "dense_embedder_or_none", "distill", "memory_tools",
-        "with_memory",
+        "Scope", "ScoreParts", "SemanticMemory", "dense_embedder_or_none", "distill", "memory_tools",
     ]
     for name in memory.__all__:
         assert getattr(memory, name) is not None

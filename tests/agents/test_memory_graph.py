@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from reasonloop.agents import AgentRuntime, build_react_agent
-from reasonloop.memory import Lesson, Memory, RecallConfig, Scope, with_memory
-from reasonloop.memory.graph import RECALL_NODE, REFLECT_NODE
+from reasonloop.agents.memory import RECALL_NODE, REFLECT_NODE, RecallConfig, with_memory
+from reasonloop.memory import Lesson, Memory, Scope
 from reasonloop.policy.base import Completion, Context, SamplingParams, ToolFormat, ToolSpec
 from reasonloop.tools.base import tool
 from reasonloop.trajectory.schema import MemoryStep, ToolCall, Trajectory
