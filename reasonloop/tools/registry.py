@@ -39,6 +39,12 @@ def _z3(**options: Any) -> Tool:
     return smt_tool(**options)
 
 
+def _lean(**options: Any) -> Tool:
+    from reasonloop.tools.lean import LeanConfig, lean_tool
+
+    return lean_tool(LeanConfig(**options) if options else None)
+
+
 def _search(**options: Any) -> Tool:
     from reasonloop.tools.search import search_tool
 
@@ -62,6 +68,7 @@ def _validate_only(**options: Any) -> Tool:
 TOOLS.register("calculator", _calculator)
 TOOLS.register("python", _python)
 TOOLS.register("z3", _z3)
+TOOLS.register("lean", _lean)
 TOOLS.register("search", _search)
 TOOLS.register("planner", _planner)
 TOOLS.register("plan", _plan_only)
