@@ -29,7 +29,7 @@ app.add_typer(runs_app, name="runs")
 
 
 def _add_bench() -> None:
-    from reasonloop.bench.cli import bench_app
+    from reasonloop.cli_bench import bench_app
 
     app.add_typer(bench_app, name="bench")
 

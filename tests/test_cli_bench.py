@@ -4,7 +4,7 @@ import json
 
 from typer.testing import CliRunner
 
-from reasonloop.bench.cli import bench_app
+from reasonloop.cli_bench import bench_app
 
 RUNNER = CliRunner()
 
