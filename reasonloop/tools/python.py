@@ -25,6 +25,7 @@ is restarted on the next call: its state is lost, and the result says so), ``cra
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
@@ -158,8 +159,13 @@ class CellResult:
                           data=data)  # fmt: skip
 
 
-def _package_binds(names: tuple[str, ...]) -> list[tuple[str, str]]:
-    """Read-only mounts for the distributions ``names`` and their requirements."""
+@functools.lru_cache(maxsize=32)
+def _package_binds(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Read-only mounts for the distributions ``names`` and their requirements.
+
+    Cached: walking every installed file of numpy and sympy takes ~0.1 s, and every
+    new session of a configuration needs the same answer.
+    """
     from importlib import metadata
 
     binds: dict[str, str] = {}
@@ -190,7 +196,7 @@ def _package_binds(names: tuple[str, ...]) -> list[tuple[str, str]]:
             match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", req)
             if match:
                 stack.append((match.group(1), False))
-    return sorted(binds.items())
+    return tuple(sorted(binds.items()))
 
 
 class _Runtime:
