@@ -251,6 +251,60 @@ def plan_cmd(
     raise typer.Exit(code)
 
 
+def _print_result(call: Any) -> None:
+    """Run a command function that returns a dict; ConfigError becomes a clean exit 2."""
+    from reasonloop.errors import ReasonloopError
+
+    try:
+        result = call()
+    except (ReasonloopError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+@app.command()
+def train(
+    config: Annotated[Path | None, typer.Argument(help="Training config (YAML).")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue this run directory.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Train up to this step.")] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+) -> None:
+    """Train a policy with ARPO or GRPO rollouts through the agent graph (resumable)."""
+    from reasonloop.training.commands import train_command
+
+    if config is None and resume is None:
+        _fail("give a CONFIG.yaml, or --resume DIR")
+    _print_result(lambda: train_command(config, resume=resume, steps=steps, progress=not no_progress))
+
+
+@app.command()
+def sft(
+    trajectories: Annotated[Path, typer.Argument(help="Trajectories JSONL recorded with this model's tokenizer.")],
+    model: Annotated[str, typer.Option("--model", help="Local checkpoint (hf:PATH or a directory).")],
+    out: Annotated[Path, typer.Option("--out", help="Where the fine-tuned model is saved.")],
+    steps: int = 100,
+    lr: float = 1e-3,
+    batch_size: int = 8,
+    seed: int = 0,
+) -> None:
+    """Supervised fine-tuning on recorded trajectories (loss only on sampled policy tokens)."""
+    from reasonloop.training.commands import sft_command
+
+    _print_result(lambda: sft_command(trajectories, model, out, steps=steps, lr=lr, batch_size=batch_size, seed=seed))
+
+
+@app.command("export-train")
+def export_train(
+    trajectories: Annotated[Path, typer.Argument(help="Trajectories JSONL.")],
+    out: Annotated[Path, typer.Argument(help="Parquet file to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="trl or verl.")] = "verl",
+) -> None:
+    """Export trajectories as prompt/response token ids and masks for TRL or verl."""
+    from reasonloop.training.commands import export_command
+
+    _print_result(lambda: export_command(trajectories, out, fmt=fmt))
+
+
 memory_app = typer.Typer(help="Inspect long-term memory stores.", no_args_is_help=True)
 app.add_typer(memory_app, name="memory")
 MemStoreOpt = Annotated[Path, typer.Option("--store", help="Memory store (SQLite file).")]

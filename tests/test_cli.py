@@ -73,10 +73,16 @@ def test_demo_quick_runs_end_to_end(tmp_path: Path):
         [str(exe), "demo", "--quick", "--out", str(tmp_path / "demo")], capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "accuracy" in proc.stdout
-    assert (tmp_path / "demo" / "runs.sqlite").exists()
-    lines = (tmp_path / "demo" / "trajectories.jsonl").read_text().splitlines()
-    assert len(lines) == 3
+    assert "accuracy" in proc.stdout and "ARPO fine-tune" in proc.stdout and "hosted_vllm/" in proc.stdout
+    demo = tmp_path / "demo"
+    assert (demo / "runs.sqlite").exists() and (demo / "plots" / "accuracy.png").exists()
+    from reasonloop.demo import QUICK
+
+    lines = (demo / "trajectories.jsonl").read_text().splitlines()
+    assert len(lines) == sum(QUICK.tasks.values())  # every held-out episode with tools, stored
+    report = json.loads((demo / "report.json").read_text())
+    assert set(report["accuracy_with_tools"]) == set(QUICK.tasks)
+    assert report["arpo"] and report["arpo_suite"] in report["accuracy_after_arpo"]
 
 
 def test_index_build_then_search_tool(tmp_path: Path):
@@ -152,3 +158,20 @@ def test_memory_commands(tmp_path: Path):
     assert exported.exit_code == 0 and len(out.read_text().splitlines()) == 2
     missing = runner.invoke(app, ["memory", "list", "--store", str(tmp_path / "none.db")])
     assert missing.exit_code == 2 and "no memory store" in missing.output
+
+
+def test_train_command_rejects_a_typo_and_trains_from_yaml(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim: {stpes: 3}\n")
+    typo = runner.invoke(app, ["train", str(bad)])
+    assert typo.exit_code == 2 and "optim.stpes: unknown key" in typo.output
+    assert runner.invoke(app, ["train"]).exit_code == 2
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(
+        f"out_dir: {tmp_path / 'run'}\ncheckpoint_every: 1\ndeterministic: true\n"
+        "rollout: {mode: arpo, group_size: 2, max_tokens: 4, max_steps: 1}\n"
+        "optim: {steps: 1, prompts_per_step: 1}\nlogging: {plots: false}\n"
+    )
+    trained = runner.invoke(app, ["train", str(cfg), "--no-progress"])
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.output[trained.output.index("{"):])["step"] == 1

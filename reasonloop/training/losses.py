@@ -165,11 +165,36 @@ def _kl_cov(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask:
     return loss, {"cov_selected": chosen.float(), "ratio": ratio, "approx_kl": old_logp - logp}
 
 
+def _gp_clip(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor, cfg: PolicyLossConfig,
+             generator: torch.Generator | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Gradient-preserving clip (AEPO): PPO's clipped *value*, but clipped tokens keep a gradient.
+
+    Where PPO clips (A > 0 and r > 1 + eps_high, or A < 0 and r < 1 - eps_low) the ratio
+    is replaced by ``bound * r / sg(r)``: its value is the bound, its gradient
+    ``bound * grad log pi`` instead of zero. Dual clip applies as in ``ppo``.
+    """
+    log_ratio = (logp - old_logp).clamp(-20.0, 20.0)
+    ratio = log_ratio.exp()
+    high, low = 1.0 + cfg.clip_high, 1.0 - cfg.clip_low
+    over = (adv > 0) & (ratio > high)
+    under = (adv < 0) & (ratio < low)
+    kept = ratio / ratio.detach()
+    effective = torch.where(over, high * kept, torch.where(under, low * kept, ratio))
+    loss = -adv * effective
+    stats = {"clipped": (over | under).float(), "ratio": ratio, "approx_kl": -log_ratio}
+    if cfg.dual_clip is not None:
+        cap = -adv * cfg.dual_clip
+        stats["dual_clipped"] = ((adv < 0) & (cap < loss)).float()
+        loss = torch.where((adv < 0) & (cap < loss), cap + 0.0 * loss, loss)
+    return loss, stats
+
+
 LossFn = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
 LOSSES: Registry[LossFn] = Registry("policy loss")
 LOSSES.register("ppo", _ppo)
 LOSSES.register("clip_cov", _clip_cov)
 LOSSES.register("kl_cov", _kl_cov)
+LOSSES.register("gp_clip", _gp_clip)
 
 
 def policy_loss(

@@ -89,3 +89,20 @@ def test_clip_cov_detaches_selected_tokens_and_kl_cov_penalises_top_covariance()
 def test_config_checks():
     with pytest.raises(ValueError, match="dual_clip"):
         PolicyLossConfig(dual_clip=0.5)
+
+
+def test_gradient_preserving_clip_by_hand():
+    old = _row(0.0, 0.0, 0.0)
+    logp = _row(math.log(1.5), math.log(0.5), math.log(1.1)).requires_grad_(True)
+    adv = _row(1.0, -1.0, 1.0)
+    mask = _row(1, 1, 1)
+    loss, m = policy_loss(logp, old, adv, mask, kind="gp_clip")
+    # values as PPO: -1.2 (clipped at 1.2), +0.8 (clipped at 0.8), -1.1 (inside)
+    assert float(loss) == pytest.approx((-1.2 + 0.8 - 1.1) / 3)
+    assert m["clip_frac"] == pytest.approx(2 / 3)
+    loss.backward()
+    # d/dlogp of -A * bound * r / sg(r) = -A * bound; inside: -A * r
+    assert logp.grad[0].tolist() == pytest.approx([-1.2 / 3, 0.8 / 3, -1.1 / 3])
+    ppo_logp = logp.detach().clone().requires_grad_(True)
+    policy_loss(ppo_logp, old, adv, mask)[0].backward()
+    assert ppo_logp.grad[0].tolist() == pytest.approx([0.0, 0.0, -1.1 / 3])  # PPO drops the clipped tokens

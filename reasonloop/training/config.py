@@ -1,0 +1,218 @@
+"""The trainer's configuration: a pydantic model read from YAML, strict about keys.
+
+A misspelt key is an error that names it (``extra="forbid"`` on every section);
+values are range-checked. ``config_hash`` identifies what a run computes, so
+``--resume`` refuses a checkpoint written under a different configuration
+(the step count, output directory and logging switches may change on resume).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from reasonloop.errors import ConfigError
+
+__all__ = [
+    "AlgoSection",
+    "LoggingSection",
+    "LoraSection",
+    "ModelSection",
+    "OptimSection",
+    "RewardSection",
+    "RolloutSection",
+    "SFTSection",
+    "TaskSection",
+    "TrainConfig",
+    "config_hash",
+    "load_config",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSection(_Section):
+    """Which model is trained (and rolls out)."""
+
+    kind: Literal["toy", "hf"] = "toy"
+    """``toy``: a tiny random-init model with a tokenizer trained on the toy tasks; ``hf``: a local checkpoint."""
+    path: str | None = None
+    """Checkpoint directory for ``kind: hf``."""
+    hidden: int = Field(default=64, ge=8)
+    layers: int = Field(default=2, ge=1)
+    heads: int = Field(default=4, ge=1)
+    seed: int = 0
+    """Weight initialisation seed of the toy model."""
+    template: str = "chatml-tags"
+    """Chat template (a registry name)."""
+    device: str | None = None
+    """``cpu``/``cuda``; ``None`` picks CUDA when available."""
+
+
+class TaskSection(_Section):
+    """The prompts."""
+
+    suite: Literal["lookup", "chain", "arith"] = "lookup"
+    n: int = Field(default=64, ge=1)
+    """Number of generated tasks."""
+    seed: int = 0
+    difficulty: int = Field(default=1, ge=1, le=3)
+    """For ``arith``."""
+
+
+class RolloutSection(_Section):
+    """How each prompt's group is sampled (see ARPO.md)."""
+
+    mode: Literal["grpo", "arpo"] = "arpo"
+    group_size: int = Field(default=8, ge=1)
+    global_samples: int = Field(default=4, ge=1)
+    branch_factor: int = Field(default=1, ge=1)
+    branch_mode: Literal["paper", "sampled"] = "paper"
+    alpha: float = 0.5
+    beta: float = 0.2
+    tau: float = Field(default=0.5, ge=0, le=1)
+    window: int = Field(default=20, ge=1)
+    normalise: Literal["none", "relative"] = "none"
+    consecutive_penalty: float = Field(default=0.0, ge=0, le=1)
+    top_up: bool = True
+    premonitor: bool = False
+    temperature: float = Field(default=1.0, ge=0)
+    max_tokens: int = Field(default=24, ge=1)
+    max_steps: int = Field(default=4, ge=1)
+    """Policy calls per episode."""
+    max_tool_calls: int = Field(default=3, ge=1)
+    engine: Literal["prefix_reuse", "batched"] = "prefix_reuse"
+    """``prefix_reuse``: one turn at a time, shared prefixes' KV caches reused;
+    ``batched``: concurrent turns sampled together (no cross-call cache)."""
+
+
+class AlgoSection(_Section):
+    """Advantages and loss."""
+
+    advantage: Literal["grpo", "hard", "rloo"] = "grpo"
+    """``grpo`` (soft), ``hard`` (tree-aware) or ``rloo``."""
+    loss: Literal["ppo", "clip_cov", "kl_cov", "gp_clip"] = "ppo"
+    """``ppo`` (clip + dual clip), ``clip_cov``, ``kl_cov`` or ``gp_clip`` (AEPO's gradient-preserving clip)."""
+    clip_low: float = Field(default=0.2, ge=0)
+    clip_high: float = Field(default=0.2, ge=0)
+    dual_clip: float | None = 3.0
+    kl_coef: float = Field(default=0.0, ge=0)
+    entropy_coef: float = Field(default=0.0, ge=0)
+    entropy_scaled_advantage: bool = False
+    """AEPO: A * (1 + 0.2 z(H)) with H the trajectory's mean token entropy."""
+    old_logprobs: Literal["recompute", "sampler"] = "recompute"
+    ppo_epochs: int = Field(default=1, ge=1)
+
+
+class LoraSection(_Section):
+    r: int = Field(default=8, ge=1)
+    alpha: int = Field(default=16, ge=1)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+class OptimSection(_Section):
+    steps: int = Field(default=30, ge=0)
+    prompts_per_step: int = Field(default=2, ge=1)
+    micro_batch_size: int = Field(default=8, ge=1)
+    """Rows per forward/backward (gradient accumulation over the step's rows)."""
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    bf16: bool = True
+    """Autocast to bfloat16 on CUDA (ignored on CPU)."""
+    lora: LoraSection | None = None
+
+
+class RewardSection(_Section):
+    correctness: list[str] = Field(default_factory=lambda: ["verifier"])
+    gate_on_format: bool = True
+    multi_tool_bonus: float = 0.1
+
+
+class SFTSection(_Section):
+    """Warm start on scripted-expert trajectories before RL (0 steps: none)."""
+
+    steps: int = Field(default=0, ge=0)
+    lr: float = Field(default=3e-3, gt=0)
+    batch_size: int = Field(default=16, ge=1)
+    n_tasks: int = Field(default=64, ge=1)
+    seed: int = 1
+
+
+class LoggingSection(_Section):
+    store_trajectories: bool = False
+    """Keep every rollout trajectory (scored) in ``out_dir/trajectories.db`` (a RunStore)."""
+    progress: bool = False
+    tensorboard: bool = False
+    wandb: bool = False
+    plots: bool = True
+
+
+class TrainConfig(_Section):
+    """Everything a training run needs; ``reasonloop train CONFIG.yaml`` reads it."""
+
+    seed: int = 0
+    out_dir: str = "runs/train"
+    checkpoint_every: int = Field(default=10, ge=0)
+    """Steps between checkpoints (0: only at the end)."""
+    keep_checkpoints: int = Field(default=2, ge=1)
+    deterministic: bool = False
+    """``torch.use_deterministic_algorithms`` and one CPU thread (bit-exact resume)."""
+    model: ModelSection = ModelSection()
+    task: TaskSection = TaskSection()
+    rollout: RolloutSection = RolloutSection()
+    algo: AlgoSection = AlgoSection()
+    optim: OptimSection = OptimSection()
+    reward: RewardSection = RewardSection()
+    sft: SFTSection = SFTSection()
+    logging: LoggingSection = LoggingSection()
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        kind = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"{where}: {kind}")
+    return "; ".join(parts)
+
+
+def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainConfig:
+    """Read and validate a config (a YAML path or a mapping); ``overrides`` replace top-level keys.
+
+    Raises:
+        ConfigError: unreadable file, unknown key (named), or invalid value.
+    """
+    if isinstance(source, dict):
+        data: Any = dict(source)
+    else:
+        import yaml
+
+        path = Path(source)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("a config must be a mapping of sections")
+    data.update(overrides)
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid config: {_describe(exc)}") from None
+
+
+def config_hash(config: TrainConfig) -> str:
+    """Hash of what the run computes (steps, out_dir and logging excluded)."""
+    data = config.model_dump(mode="json")
+    data.pop("out_dir", None)
+    data.pop("logging", None)
+    data["optim"].pop("steps", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
