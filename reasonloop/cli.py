@@ -53,7 +53,7 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 @app.command()
 def run(
     question: Annotated[str, typer.Argument(help="The task for the agent.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="LiteLLM model string, hf:PATH or replay:FILE.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="tiny, smollm2, hf:PATH, replay:FILE or a LiteLLM model.")],
     tools: Annotated[str, typer.Option("--tools", "-t", help="Comma-separated tool names.")] = "calculator",
     agent: Annotated[str, typer.Option("--agent", help="Agent graph.")] = "react",
     store: StoreOpt = DEFAULT_STORE,
@@ -68,6 +68,7 @@ def run(
     system: Annotated[str | None, typer.Option("--system", help="System prompt.")] = None,
     cache: Annotated[Path | None, typer.Option("--cache", help="Response cache for API models (SQLite).")] = None,
     index: Annotated[Path | None, typer.Option("--index", help="Search index directory (search tool).")] = None,
+    adapter: Annotated[Path | None, typer.Option("--adapter", help="peft LoRA adapter directory (local models).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the trajectory as JSON at the end.")] = False,
 ) -> None:
     """Run one episode, stream its steps live, and save the trajectory."""
@@ -83,7 +84,9 @@ def run(
 
     console = _console()
     try:
-        policy = load_policy(model, tool_format=tool_format, api_base=api_base, cache_path=cache)
+        policy = load_policy(
+            model, tool_format=tool_format, api_base=api_base, cache_path=cache, adapter=str(adapter) if adapter else None
+        )
         toolset = load_toolset(tools, {"search": {"index_dir": index}} if index is not None else None)
         sampling = SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
         graph = AGENTS.get(agent)(policy, toolset, system_prompt=system, sampling=sampling, max_steps=max_steps)
@@ -303,6 +306,31 @@ def export_train(
     from reasonloop.training.commands import export_command
 
     _print_result(lambda: export_command(trajectories, out, fmt=fmt))
+
+
+recipe_app = typer.Typer(help="End-to-end recipes that produce trained policies.", no_args_is_help=True)
+app.add_typer(recipe_app, name="recipe")
+
+
+@recipe_app.command("smollm2")
+def recipe_smollm2(
+    out: Annotated[Path, typer.Option("--out", help="Run directory (adapter, trajectories, summary).")],
+    n_train: Annotated[int, typer.Option("--n-train", help="Expert trajectories for SFT.")] = 32,
+    n_eval: Annotated[int, typer.Option("--n-eval", help="Held-out tasks evaluated.")] = 10,
+    steps: Annotated[int, typer.Option("--steps", help="LoRA SFT steps.")] = 16,
+    arpo_steps: Annotated[int, typer.Option("--arpo-steps", help="ARPO steps from the SFT adapter.")] = 0,
+    device: Annotated[str | None, typer.Option("--device", help="cpu or cuda (default: auto).")] = None,
+) -> None:
+    """SmolLM2-135M-Instruct: zero-shot eval, LoRA SFT on arith experts, eval, then optional ARPO."""
+    from reasonloop.recipes.smollm2 import run_arpo_from_adapter, run_smollm2_recipe
+
+    console = _console()
+    summary = run_smollm2_recipe(out, n_train=n_train, n_eval=n_eval, steps=steps, device=device, log=console.print)
+    if arpo_steps > 0:
+        summary["arpo"] = run_arpo_from_adapter(
+            out, summary["adapter"], steps=arpo_steps, n_eval=n_eval, device=device, log=console.print
+        )
+    typer.echo(json.dumps(summary, indent=2, default=str))
 
 
 memory_app = typer.Typer(help="Inspect long-term memory stores.", no_args_is_help=True)

@@ -120,17 +120,23 @@ class HFPolicy:
         self._name = self.config.name or f"{MODEL_PREFIX}{path}"
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, config: HFPolicyConfig | None = None, **overrides: Any) -> HFPolicy:
-        """Load a local checkpoint directory (no downloads).
+    def from_pretrained(
+        cls, path: str | Path, config: HFPolicyConfig | None = None, *, adapter: str | Path | None = None,
+        **overrides: Any,
+    ) -> HFPolicy:
+        """Load a local checkpoint directory or GGUF file (no downloads).
 
         Args:
-            path: Directory written by ``save_pretrained`` (model and tokenizer).
+            path: Directory written by ``save_pretrained`` (model and tokenizer), a
+                ``.gguf`` file, or a directory holding one ``.gguf`` file and no
+                ``config.json`` (dequantised on load, see :mod:`reasonloop.policy.gguf`).
             config: Policy settings; ``overrides`` replace single fields.
+            adapter: A peft LoRA adapter directory, merged into the weights.
             **overrides: ``HFPolicyConfig`` fields, e.g. ``device="cpu"``.
         """
         import dataclasses
 
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from reasonloop.policy.gguf import find_gguf, load_adapter, load_gguf
 
         try:
             cfg = dataclasses.replace(config or HFPolicyConfig(), **overrides)
@@ -138,17 +144,21 @@ class HFPolicy:
             valid = [f.name for f in dataclasses.fields(HFPolicyConfig)]
             raise ConfigError(f"unknown HFPolicyConfig field in {sorted(overrides)}; valid: {valid}") from None
         where = Path(path)
-        if not (where / "config.json").is_file():
-            raise PolicyError(f"no transformers checkpoint at {where} (config.json missing)")
-        tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(where, local_files_only=True, dtype=cfg.dtype)
+        gguf_file = find_gguf(where)
+        if gguf_file is not None:
+            tokenizer, model = load_gguf(gguf_file, dtype=cfg.dtype)
+        else:
+            tokenizer, model = _load_checkpoint(where, cfg.dtype)
+        if adapter is not None:
+            model = load_adapter(model, adapter)
         if cfg.name is None:
-            cfg = dataclasses.replace(cfg, name=f"{MODEL_PREFIX}{where}")
+            suffix = f"+{Path(adapter).name}" if adapter is not None else ""
+            cfg = dataclasses.replace(cfg, name=f"{MODEL_PREFIX}{where}{suffix}")
         return cls(model, tokenizer, cfg)
 
     @classmethod
     def from_model_string(cls, spec: str, config: HFPolicyConfig | None = None, **overrides: Any) -> HFPolicy:
-        """Build from ``hf:PATH`` (the form CLI and config files use)."""
+        """Build from ``hf:PATH`` (the form CLI and config files use); ``adapter=DIR`` passes through."""
         if not spec.startswith(MODEL_PREFIX) or not spec[len(MODEL_PREFIX) :]:
             raise ConfigError(f"expected a model string 'hf:PATH', got {spec!r}")
         return cls.from_pretrained(spec[len(MODEL_PREFIX) :], config, **overrides)
@@ -304,6 +314,16 @@ class HFPolicy:
         eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
         ids.update(int(i) for i in ([] if eos is None else [eos] if isinstance(eos, int) else eos))
         return frozenset(ids)
+
+
+def _load_checkpoint(where: Path, dtype: str) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not (where / "config.json").is_file():
+        raise PolicyError(f"no transformers checkpoint or single .gguf file at {where} (config.json missing)")
+    tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(where, local_files_only=True, dtype=dtype)
+    return tokenizer, model
 
 
 def _schemas(tools: Sequence[ToolSpec]) -> list[dict[str, Any]] | None:

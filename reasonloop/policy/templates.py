@@ -28,6 +28,8 @@ from reasonloop.policy.base import ToolFormat
 __all__ = [
     "CHATML_JSON",
     "CHATML_TAGS",
+    "SMOLLM2",
+    "TINY_TAGS",
     "AppendedText",
     "ChatTemplate",
     "TemplateRegistry",
@@ -179,9 +181,71 @@ CHATML_TAGS = ChatTemplate(
 )
 
 
+# The embedded tiny model's template: chatml-tags with the tools listed in one short
+# line (name and argument names). A small model reads the prompt on every step, and the
+# full JSON schemas would multiply its length without telling it anything it can use.
+_TINY_TAGS_SOURCE = r"""
+{%- set has_system = messages|length > 0 and messages[0].role == 'system' -%}
+{%- set system_text = messages[0].content if has_system else 'You are a helpful assistant.' -%}
+{{- '<|im_start|>system\n' + system_text -}}
+{%- if tools -%}
+{{- '\n<tools>' -}}
+{%- for spec in tools -%}
+{%- set fn = spec.function if spec.function is defined else spec -%}
+{{- ' ' + fn.name + '(' + (fn.parameters.properties | list | join(', ')) + ')' -}}
+{%- endfor -%}
+{{- ' </tools>' -}}
+{%- endif -%}
+{{- '<|im_end|>\n' -}}
+{%- for message in messages -%}
+{%- if message.role == 'system' and loop.first -%}
+{%- elif message.role == 'assistant' and message.tool_calls -%}
+{{- '<|im_start|>assistant\n' + (message.content or '') -}}
+{%- for call in message.tool_calls -%}
+{%- set fn = call.function if call.function is defined else call -%}
+{%- set args = fn.arguments if fn.arguments is string else (fn.arguments | tojson) -%}
+{{- '<' + fn.name + '>' + args + '</' + fn.name + '>' -}}
+{%- endfor -%}
+{{- '<|im_end|>\n' -}}
+{%- else -%}
+{{- '<|im_start|>' + message.role + '\n' + (message.content or '') + '<|im_end|>\n' -}}
+{%- endif -%}
+{%- endfor -%}
+{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\n' -}}{%- endif -%}
+"""
+
+TINY_TAGS = ChatTemplate(
+    name="tiny-tags",
+    source=_TINY_TAGS_SOURCE.strip(),
+    tool_format="tags",
+    turn_end_tokens=("<|im_end|>", "<|endoftext|>"),
+    description="chatml-tags with a one-line tool list (the embedded tiny model's template)",
+)
+
+
+# SmolLM2-Instruct's own chat template, verbatim from its tokenizer, so a SmolLM2
+# tokenizer is recognised by source. It never renders tool schemas (the system prompt
+# has to describe the tools), renders an assistant turn as its content (tool calls
+# written in the text as tags) and a tool result as its own `tool` turn; with no
+# system message first it inserts its default system turn.
+_SMOLLM2_SOURCE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
+    "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SMOLLM2 = ChatTemplate(
+    name="smollm2",
+    source=_SMOLLM2_SOURCE,
+    tool_format="tags",
+    turn_end_tokens=("<|im_end|>", "<|endoftext|>"),
+    description="SmolLM2-Instruct's ChatML (its tokenizer's own): tag tool calls, results in a tool turn",
+)
+
+
 def builtin_templates() -> TemplateRegistry:
     """A new registry holding the templates shipped with the package."""
-    return TemplateRegistry([CHATML_JSON, CHATML_TAGS])
+    return TemplateRegistry([CHATML_JSON, CHATML_TAGS, TINY_TAGS, SMOLLM2])
 
 
 @functools.lru_cache(maxsize=32)

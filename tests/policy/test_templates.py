@@ -36,9 +36,9 @@ CONVERSATION = [
 
 def test_registry_lists_names_and_rejects_unknown_and_duplicates() -> None:
     reg = builtin_templates()
-    assert reg.names() == ["chatml-json", "chatml-tags"]
-    assert "chatml-json" in reg and len(reg) == 2
-    with pytest.raises(UnknownNameError, match="chatml-json, chatml-tags"):
+    assert reg.names() == ["chatml-json", "chatml-tags", "smollm2", "tiny-tags"]
+    assert "chatml-json" in reg and len(reg) == 4
+    with pytest.raises(UnknownNameError, match="chatml-json, chatml-tags, smollm2, tiny-tags"):
         reg.get("llama3")
     with pytest.raises(ConfigError, match="already registered"):
         reg.register(CHATML_JSON)
