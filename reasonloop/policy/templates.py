@@ -136,17 +136,10 @@ _CHATML_JSON_SOURCE = r"""
 {%- if add_generation_prompt -%}{{- '<|im_start|>assistant\n' -}}{%- endif -%}
 """
 
-# ChatML with tag tool calls (<python>code</python>): the tools are listed in the system
-# turn, results come back in their own `tool` turn.
-_CHATML_TAGS_SOURCE = r"""
-{%- set has_system = messages|length > 0 and messages[0].role == 'system' -%}
-{%- set system_text = messages[0].content if has_system else 'You are a helpful assistant.' -%}
-{{- '<|im_start|>system\n' + system_text -}}
-{%- if tools -%}
-{{- '\n\n# Tools\n\nCall a tool by writing <NAME>input</NAME>, where NAME is the tool name and input is its text argument or a JSON object of its arguments. The result comes back in a tool turn.\n<tools>' -}}
-{%- for spec in tools -%}{{- '\n' + (spec | tojson) -}}{%- endfor -%}
-{{- '\n</tools>' -}}
-{%- endif -%}
+# The turns shared by the tag-format ChatML templates (everything after the system turn's
+# tool list): assistant tool calls written back as <NAME>args</NAME>, results in their own
+# `tool` turn. Saved templates stay self-contained: the sources are joined here.
+_CHATML_TAGS_TURNS = r"""
 {{- '<|im_end|>\n' -}}
 {%- for message in messages -%}
 {%- if message.role == 'system' and loop.first -%}
@@ -164,6 +157,19 @@ _CHATML_TAGS_SOURCE = r"""
 {%- endfor -%}
 {%- if add_generation_prompt -%}{{- '<|im_start|>assistant\n' -}}{%- endif -%}
 """
+
+# ChatML with tag tool calls (<python>code</python>): the tools are listed in the system turn.
+_CHATML_TAGS_HEAD = r"""
+{%- set has_system = messages|length > 0 and messages[0].role == 'system' -%}
+{%- set system_text = messages[0].content if has_system else 'You are a helpful assistant.' -%}
+{{- '<|im_start|>system\n' + system_text -}}
+{%- if tools -%}
+{{- '\n\n# Tools\n\nCall a tool by writing <NAME>input</NAME>, where NAME is the tool name and input is its text argument or a JSON object of its arguments. The result comes back in a tool turn.\n<tools>' -}}
+{%- for spec in tools -%}{{- '\n' + (spec | tojson) -}}{%- endfor -%}
+{{- '\n</tools>' -}}
+{%- endif -%}
+"""
+_CHATML_TAGS_SOURCE = _CHATML_TAGS_HEAD + _CHATML_TAGS_TURNS.lstrip("\n")
 
 CHATML_JSON = ChatTemplate(
     name="chatml-json",
@@ -184,7 +190,7 @@ CHATML_TAGS = ChatTemplate(
 # The embedded tiny model's template: chatml-tags with the tools listed in one short
 # line (name and argument names). A small model reads the prompt on every step, and the
 # full JSON schemas would multiply its length without telling it anything it can use.
-_TINY_TAGS_SOURCE = r"""
+_TINY_TAGS_HEAD = r"""
 {%- set has_system = messages|length > 0 and messages[0].role == 'system' -%}
 {%- set system_text = messages[0].content if has_system else 'You are a helpful assistant.' -%}
 {{- '<|im_start|>system\n' + system_text -}}
@@ -196,23 +202,8 @@ _TINY_TAGS_SOURCE = r"""
 {%- endfor -%}
 {{- ' </tools>' -}}
 {%- endif -%}
-{{- '<|im_end|>\n' -}}
-{%- for message in messages -%}
-{%- if message.role == 'system' and loop.first -%}
-{%- elif message.role == 'assistant' and message.tool_calls -%}
-{{- '<|im_start|>assistant\n' + (message.content or '') -}}
-{%- for call in message.tool_calls -%}
-{%- set fn = call.function if call.function is defined else call -%}
-{%- set args = fn.arguments if fn.arguments is string else (fn.arguments | tojson) -%}
-{{- '<' + fn.name + '>' + args + '</' + fn.name + '>' -}}
-{%- endfor -%}
-{{- '<|im_end|>\n' -}}
-{%- else -%}
-{{- '<|im_start|>' + message.role + '\n' + (message.content or '') + '<|im_end|>\n' -}}
-{%- endif -%}
-{%- endfor -%}
-{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\n' -}}{%- endif -%}
 """
+_TINY_TAGS_SOURCE = _TINY_TAGS_HEAD + _CHATML_TAGS_TURNS.lstrip("\n")
 
 TINY_TAGS = ChatTemplate(
     name="tiny-tags",
