@@ -1,128 +1,202 @@
-"""``reasonloop demo``: an agent with tools, every step recorded, then the stored trajectories.
+"""``reasonloop demo``: the whole loop with the shipped ``tiny`` model, on a CPU, with no key.
 
-The policy is a replay of the arith suite's scripted expert: the tool calls run for
-real (the calculator), the verifier scores every answer, each episode is stored in a
-run store and exported. Point the same commands at a real model with
-``--model openai/...`` or ``--model hosted_vllm/...``.
+1. The agent runs held-out generated tasks of every suite with real tools (calculator,
+   sandboxed Python, Z3, BM25 search, Fast Downward); steps are shown live and every
+   episode is stored in a run store.
+2. The same model answers the same tasks without tools: the table shows what the tools add.
+3. A short ARPO fine-tune on the suite where the model is weakest (sampled episodes,
+   verifier rewards, entropy-guided branching), then the held-out tasks again.
+4. Report, plots and trajectories on disk, and the commands for a real model.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from reasonloop.console import print_step, print_trajectory, trajectory_table
+from reasonloop.console import step_line, trajectory_table
 
-__all__ = ["SYSTEM_PROMPT", "run_demo"]
-
-SYSTEM_PROMPT = "You solve problems with tools. Call a tool when it helps; end with <answer>...</answer>."
-HELD_OUT_SEED = 1000
+__all__ = ["FULL", "QUICK", "DemoPlan", "pick_arpo_suite", "run_demo"]
 
 
-async def _episodes(out: Path, n: int, console: Console) -> list[Any]:
-    from reasonloop.agents import AgentRuntime, build_react_agent
-    from reasonloop.bench import arith_tasks
-    from reasonloop.bench.experts import expert_recording
-    from reasonloop.policy.replay import ReplayPolicy
-    from reasonloop.tools.registry import load_toolset
-    from reasonloop.trajectory.store import RunStore
+@dataclass(frozen=True, kw_only=True)
+class DemoPlan:
+    """How much the demo runs."""
 
-    tasks = {t.id: t for t in arith_tasks(n, seed=HELD_OUT_SEED, difficulty=2)}
-    toolset = load_toolset("calculator")
-    messages = lambda t: [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": t.prompt}]  # noqa: E731
-    policy = ReplayPolicy([expert_recording(t, messages(t)) for t in tasks.values()], name="replay:scripted-expert")
-    agent = build_react_agent(policy, toolset, system_prompt=SYSTEM_PROMPT, max_steps=4)
+    tasks: Mapping[str, int]
+    """Held-out tasks per suite."""
+    arpo_steps: int
+    """ARPO steps (one sampled group per step)."""
+    group_size: int
+    """Trajectories per ARPO group."""
+    arpo_tasks: int = 24
+    """Training-seed tasks the ARPO prompts are drawn from."""
 
-    def score(traj: Any) -> list[Any]:
-        return [tasks[traj.task_id].verify(traj.final_answer, traj).as_reward("verifier:numeric")]
-
-    def show(event: dict[str, Any]) -> None:
-        console.print(f"[dim]{event['episode_id'][:8]}[/dim]", end=" ")
-        print_step(console, event["step"], event["index"])
-
-    with RunStore(out / "runs.sqlite") as store:
-        async with AgentRuntime(agent, store=store, run_id="demo", scorer=score, concurrency=1) as runtime:
-            trajs = await runtime.run_many(
-                [{"task_id": t.id, "prompt": t.prompt} for t in tasks.values()], on_step=show, skip_finished=False
-            )
-    return trajs
+    def __post_init__(self) -> None:
+        if not self.tasks or min(self.tasks.values()) < 1 or self.arpo_steps < 0 or self.group_size < 2:
+            raise ValueError("a demo needs >= 1 task per suite, arpo_steps >= 0 and group_size >= 2")
 
 
-async def _local_model_episode(out: Path, console: Console) -> Any:
-    """One episode with a local transformers model: every token id, log-prob and entropy.
+FULL = DemoPlan(tasks={"arith": 10, "arith-py": 5, "arith-chain": 6, "lookup": 8, "logic": 4, "planning": 3},
+                arpo_steps=6, group_size=4)
+QUICK = DemoPlan(tasks={"arith": 2, "arith-py": 1, "arith-chain": 1, "lookup": 2, "logic": 1, "planning": 1},
+                 arpo_steps=1, group_size=2)
+_ARPO_SEED = 777
+"""Generator seed of the ARPO prompts (neither a training nor a held-out seed)."""
 
-    The model is a tiny random-init one built here (nothing is downloaded), so its
-    text is noise; the point is the bookkeeping, which is the same for any ``hf:PATH``.
-    """
-    from transformers.utils import logging as hf_logging
 
-    from reasonloop.agents import AgentRuntime, build_react_agent
-    from reasonloop.bench import arith_tasks
-    from reasonloop.policy.base import SamplingParams
-    from reasonloop.policy.hf import HFPolicy
-    from reasonloop.policy.tiny_model import build_tiny_model, build_tiny_tokenizer, save_tiny
-    from reasonloop.tools.registry import load_toolset
-    from reasonloop.trajectory.store import RunStore
+def pick_arpo_suite(accuracy: Mapping[str, float]) -> str:
+    """The weakest suite that still gets some reward (RL needs a signal), else the weakest."""
+    learnable = {s: a for s, a in accuracy.items() if 0 < a < 1}
+    pool = learnable or {s: a for s, a in accuracy.items() if a < 1} or dict(accuracy)
+    return min(pool, key=lambda s: (pool[s], s))
 
-    hf_logging.disable_progress_bar()
-    task = arith_tasks(1, seed=HELD_OUT_SEED + 1)[0]
-    tokenizer = build_tiny_tokenizer([task.prompt, SYSTEM_PROMPT] * 4)
-    path = save_tiny(build_tiny_model(tokenizer, seed=0), tokenizer, out / "tiny-random-model")
-    policy = HFPolicy.from_pretrained(path)
-    sampling = SamplingParams(temperature=1.0, max_tokens=24, seed=0)
-    agent = build_react_agent(policy, load_toolset("calculator"), system_prompt=SYSTEM_PROMPT, sampling=sampling,
-                              max_steps=2)
-    with RunStore(out / "runs.sqlite") as store:
-        async with AgentRuntime(agent, store=store, run_id="demo-local-model") as runtime:
-            return await runtime.run(task.prompt, task_id=task.id, seed=0)
+
+def _show(console: Console, shown: dict[str, str]) -> Any:
+    """Live view: every step of each suite's first episode."""
+
+    def on_step(suite: str, event: dict[str, Any]) -> None:
+        first = shown.setdefault(suite, event["episode_id"])
+        if first == event["episode_id"]:
+            console.print(f"[dim]{suite:<11}[/dim]", step_line(event["step"], event["index"]))
+
+    return on_step
+
+
+def _results_line(console: Console, suite: str, trajs: Sequence[Any]) -> None:
+    marks = "".join("[green]✓[/green]" if t.reward > 0 else "[red]✗[/red]" for t in trajs)
+    console.print(f"  {suite:<11} {marks}  {sum(t.reward > 0 for t in trajs)}/{len(trajs)}")
+
+
+def _plot(out: Path, tables: Mapping[str, Mapping[str, float]], arpo: Sequence[Mapping[str, Any]]) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    suites = list(next(iter(tables.values())))
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    width = 0.8 / len(tables)
+    for i, (label, acc) in enumerate(tables.items()):
+        ax.bar([x + i * width for x in range(len(suites))], [acc.get(s, 0.0) for s in suites], width, label=label)
+    ax.set_xticks([x + width * (len(tables) - 1) / 2 for x in range(len(suites))], suites)
+    ax.set_ylabel("accuracy (held-out)")
+    ax.set_ylim(0, 1.05)
+    ax.legend()
+    fig.tight_layout()
+    paths = [out / "accuracy.png"]
+    fig.savefig(paths[0])
+    plt.close(fig)
+    if arpo:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.plot([e["step"] for e in arpo], [e["reward_mean"] for e in arpo], marker="o")
+        ax.set_xlabel("ARPO step")
+        ax.set_ylabel("mean group reward")
+        fig.tight_layout()
+        paths.append(out / "arpo_reward.png")
+        fig.savefig(paths[1])
+        plt.close(fig)
+    return paths
+
+
+def _arpo(suite: str, plan: DemoPlan, cache: Path, console: Console) -> tuple[Any, Any, list[dict[str, Any]]]:
+    """Fine-tune a fresh copy of the shipped model on ``suite``; returns (model, tokenizer, history)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from reasonloop.bench.suites import SUITES
+    from reasonloop.policy.registry import TINY_MODEL_PATH
+    from reasonloop.recipes.tiny import EVAL_DIFFICULTY
+    from reasonloop.recipes.tiny_loop import arpo_finetune
+
+    tokenizer = AutoTokenizer.from_pretrained(TINY_MODEL_PATH, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(TINY_MODEL_PATH, local_files_only=True).float()
+    tasks = SUITES.get(suite).generate(plan.arpo_tasks, seed=_ARPO_SEED, difficulty=EVAL_DIFFICULTY.get(suite))
+
+    def log(entry: dict[str, Any]) -> None:
+        console.print(f"  step {entry['step']}: {entry['trajectories']} trajectories "
+                      f"({entry['branches']:.0f} branched), mean reward {entry['reward_mean']:.2f}, "
+                      f"loss {entry.get('loss', 0.0):+.3f}, {entry['seconds']:.1f}s")
+
+    history = arpo_finetune(model, tokenizer, {suite: tasks}, steps=plan.arpo_steps, cache_dir=cache,
+                            group_size=plan.group_size, global_samples=max(1, plan.group_size // 2), log=log)
+    return model, tokenizer, history
+
+
+def _table(tasks: Mapping[str, Sequence[Any]], columns: Mapping[str, Mapping[str, float]]) -> Any:
+    rows = [{"suite": s, "tasks": len(ts), **{k: f"{v[s]:.0%}" if s in v else "-" for k, v in columns.items()}}
+            for s, ts in tasks.items()]
+    return trajectory_table(rows, "held-out accuracy")
 
 
 def run_demo(*, out: Path, quick: bool, console: Console) -> int:
-    """Run the demo; returns the process exit code."""
-    from reasonloop.trajectory.export import export_jsonl, export_parquet
+    """Run the demo into ``out``; returns the process exit code (0: the loop ran end to end)."""
+    from reasonloop.errors import ConfigError
+    from reasonloop.policy.hf import HFPolicy, HFPolicyConfig
+    from reasonloop.policy.registry import load_policy
+    from reasonloop.recipes.tiny import TEMPLATE, held_out_tasks
+    from reasonloop.recipes.tiny_loop import evaluate_suites
+    from reasonloop.trajectory.export import export_jsonl
     from reasonloop.trajectory.store import RunStore
 
+    plan = QUICK if quick else FULL
     out.mkdir(parents=True, exist_ok=True)
     (out / "runs.sqlite").unlink(missing_ok=True)
-    n = 3 if quick else 8
-    console.rule("reasonloop demo")
-    console.print(
-        f"Agent: ReAct graph (LangGraph) with the calculator tool, on {n} held-out arith tasks.\n"
-        "Policy: replay of the suite's scripted expert; tools, verifier and recording are real.\n"
-    )
-    start = time.perf_counter()
-    trajs = asyncio.run(_episodes(out, n, console))
-    elapsed = time.perf_counter() - start
-    console.rule("one stored trajectory")
+    cache = out / "cache"
+    started = time.perf_counter()
+    console.rule("reasonloop demo: the shipped tiny model, real tools, CPU only")
+    try:
+        policy = load_policy("tiny", device="cpu")
+    except ConfigError as exc:
+        console.print(f"[red]cannot load the shipped model: {exc}[/red]")
+        return 1
+    tasks = held_out_tasks(list(plan.tasks), max(plan.tasks.values()))
+    tasks = {s: ts[: plan.tasks[s]] for s, ts in tasks.items()}
+    console.print(f"Model: tiny ({policy.name}), ReAct agent (LangGraph), greedy decoding.\n"
+                  f"Held-out tasks: {', '.join(f'{s} x{len(t)}' for s, t in tasks.items())}.\n")
+    console.rule("1. with tools (first episode of each suite shown step by step)")
+    shown: dict[str, str] = {}
     with RunStore(out / "runs.sqlite") as store:
-        print_trajectory(console, store.get(trajs[0].id))
-        n_jsonl = export_jsonl(store, out / "trajectories.jsonl", run_id="demo")
-        export_parquet(store, out / "trajectories.parquet", run_id="demo")
-    if not quick:
-        console.rule(f"a local model: hf:{out / 'tiny-random-model'}")
-        local = asyncio.run(_local_model_episode(out, console))
-        print_trajectory(console, local)
-        first = local.policy_steps()[0]
-        console.print(
-            f"first policy step: ids {first.token_ids[:8]}..., log-probs "
-            f"{[round(x, 2) for x in (first.logprobs or [])[:4]]}..., entropies "
-            f"{[round(x, 2) for x in (first.entropies or [])[:4]]}... ({first.entropy_kind})"
-        )
-    correct = sum(1 for t in trajs if t.reward > 0)
-    rows = [{
-        "suite": "arith", "episodes": len(trajs), "accuracy": correct / max(1, len(trajs)),
-        "tool calls": sum(len(t.tool_steps()) for t in trajs), "seconds": elapsed,
-    }]
-    console.print(trajectory_table(rows, "results"))
+        with_tools, trajs = evaluate_suites(policy, tasks, tools=True, cache_dir=cache, store=store,
+                                            run_id="demo-tools", on_step=_show(console, shown))
+        for suite, ts in trajs.items():
+            _results_line(console, suite, ts)
+        console.rule("2. the same model, no tools")
+        without, _ = evaluate_suites(policy, tasks, tools=False, cache_dir=cache, store=store, run_id="demo-no-tools")
+        console.print(_table(tasks, {"with tools": with_tools, "without tools": without}))
+        suite = pick_arpo_suite(with_tools)
+        console.rule(f"3. ARPO fine-tune on '{suite}' ({plan.arpo_steps} steps, groups of {plan.group_size}, CPU)")
+        model, tokenizer, history = _arpo(suite, plan, cache, console)
+        tuned = HFPolicy(model, tokenizer, HFPolicyConfig(device="cpu", template=TEMPLATE, name="tiny+arpo"))
+        after, _ = evaluate_suites(tuned, {suite: tasks[suite]}, tools=True, cache_dir=cache, store=store,
+                                   run_id="demo-arpo")
+        console.print(_table(tasks, {"no tools": without, "tools": with_tools, "tools + ARPO": after}))
+        n_jsonl = export_jsonl([t for ts in trajs.values() for t in ts], out / "trajectories.jsonl")
+    plots = _plot(out / "plots", {"no tools": without, "tools": with_tools, "tools + ARPO": after}, history)
+    model.save_pretrained(out / "tiny-arpo")
+    tokenizer.save_pretrained(out / "tiny-arpo")
+    report = {"accuracy_with_tools": with_tools, "accuracy_without_tools": without, "arpo_suite": suite,
+              "accuracy_after_arpo": after, "arpo": history, "tasks": {s: len(t) for s, t in tasks.items()},
+              "seconds": time.perf_counter() - started, "quick": quick}
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    console.rule("4. where everything is")
     console.print(
-        f"\nTrajectories: {out / 'runs.sqlite'} (run 'demo', {n_jsonl} episodes), "
-        f"{out / 'trajectories.jsonl'}, {out / 'trajectories.parquet'}\n"
+        f"Trajectories: {out / 'runs.sqlite'} ({n_jsonl} episodes; also {out / 'trajectories.jsonl'})\n"
+        f"Report: {out / 'report.json'}   Plots: {', '.join(str(p) for p in plots)}\n"
+        f"Fine-tuned model: hf:{out / 'tiny-arpo'}\n"
         f"Inspect: reasonloop runs list --store {out / 'runs.sqlite'}\n"
-        "Real model: reasonloop run \"What is 1234 * 5678 - 91?\" --model openai/gpt-4o-mini --tools calculator\n"
-        "           (or --model hosted_vllm/MODEL --api-base http://HOST:8000/v1)"
+        "Same benchmark, other models:\n"
+        "  reasonloop bench -s arith -n 20 --seed 10000 --model tiny\n"
+        "  reasonloop bench -s arith -n 20 --seed 10000 --model openai/gpt-4o-mini\n"
+        "  reasonloop bench -s planning -n 20 --model hosted_vllm/Qwen/Qwen2.5-7B-Instruct "
+        "--api-base http://HOST:8000/v1\n"
+        f"Demo time: {time.perf_counter() - started:.0f}s"
     )
-    return 0 if correct == len(trajs) else 1
+    return 0
+

@@ -1,0 +1,438 @@
+"""The embedded ``tiny`` policy: how it is made, from nothing, on a CPU.
+
+    from reasonloop.recipes.tiny import run_tiny_recipe
+    summary = run_tiny_recipe("runs/tiny", seed=0)     # or: reasonloop recipe tiny --out runs/tiny
+
+One reproducible pipeline: generate tasks of every suite; record their experts through
+the real agent and the real tools (calculator, sandboxed Python, Z3, BM25 search, Fast
+Downward) with the new tokenizer's own ids; supervised fine-tuning on the policy tokens;
+a short ARPO phase on the suites' verifiers; evaluation on held-out seeds with and
+without tools. No training text is written by hand: every example is a generated task
+and a tool's real output.
+
+What a model this small can learn is copying and structured translation, so each
+suite's expert (:data:`EXPERTS`) is written as exactly that, and it is *reactive*: it
+reads the last tool result from its context, as the model must.
+
+* arith / arith-py / arith-chain: translate the word problem into an expression, call
+  the calculator (or ``print(...)`` in Python), copy the result.
+* lookup: search the entity's name, copy the fact from the retrieved documents (a
+  second search with the first hop's answer for two-hop questions).
+* logic: translate the clues into SMT-LIB for Z3, read the model.
+* planning (LLM+P): write the problem in PDDL from the English description, call the
+  planner, copy its plan. The model never plans; the planner does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from reasonloop.bench.suites import DEFAULT_SYSTEM_PROMPT, SUITES
+from reasonloop.bench.task import ExpertTurn, Task
+from reasonloop.errors import ConfigError
+from reasonloop.policy.base import Completion, Context, SamplingParams, ToolFormat, ToolSpec
+from reasonloop.policy.parsing import parse_tool_calls, render_tool_call
+from reasonloop.registry import Registry
+from reasonloop.trajectory.schema import ToolCall, Trajectory, Usage
+
+__all__ = [
+    "ASSET_DIR",
+    "EVAL_DIFFICULTY",
+    "EXPERTS",
+    "HELD_OUT_SEED",
+    "SYSTEM_PROMPT",
+    "TEMPLATE",
+    "TINY_SUITES",
+    "ReactiveTeacher",
+    "SUITE_WEIGHTS",
+    "TinyRecipeConfig",
+    "build_tokenizer",
+    "expert_turn",
+    "held_out_tasks",
+    "record_experts",
+    "run_tiny_recipe",
+    "sft_train",
+    "training_tasks",
+]
+
+ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "tiny"
+"""Where the shipped model lives (``--model tiny``)."""
+TEMPLATE = "tiny-tags"
+"""The chat template the model is trained with (see :mod:`reasonloop.policy.templates`)."""
+SYSTEM_PROMPT = DEFAULT_SYSTEM_PROMPT
+"""The suites' system prompt: ``reasonloop bench --model tiny`` starts where training did."""
+TINY_SUITES: tuple[str, ...] = ("arith", "arith-py", "arith-chain", "lookup", "logic", "planning")
+"""The suites the model is trained and evaluated on."""
+EVAL_DIFFICULTY: Mapping[str, int] = {
+    "arith": 2, "arith-py": 2, "arith-chain": 1, "lookup": 1, "logic": 1, "planning": 1,
+}
+"""Difficulty of the held-out evaluation per suite (training mixes 1 and 2 where it exists)."""
+HELD_OUT_SEED = 10_000
+"""Generator seed of evaluation tasks; training seeds stay far below it."""
+
+TurnFn = Callable[[Task, int, str | None], ExpertTurn | None]
+"""``(task, turn number, last tool result or None) -> the expert's turn`` (``None``: no turn)."""
+EXPERTS: Registry[TurnFn] = Registry("tiny expert")
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def _last_number(text: str | None) -> str:
+    found = _NUMBER.findall(text or "")
+    return found[-1] if found else ""
+
+
+def _answer(text: str) -> ExpertTurn:
+    return ExpertTurn(text=f"<answer>{text}</answer>")
+
+
+@EXPERTS.decorator("arith")
+def _arith(task: Task, turn: int, last: str | None) -> ExpertTurn | None:
+    if turn == 0:
+        return ExpertTurn(tool_calls=[("calculator", {"expression": task.metadata["expression"]})])
+    return _answer(_last_number(last)) if turn == 1 else None
+
+
+@EXPERTS.decorator("arith-py")
+def _arith_py(task: Task, turn: int, last: str | None) -> ExpertTurn | None:
+    if turn == 0:
+        return ExpertTurn(tool_calls=[("python", {"code": f"print({task.metadata['expression']})"})])
+    return _answer(_last_number(last)) if turn == 1 else None
+
+
+@EXPERTS.decorator("arith-chain")
+def _arith_chain(task: Task, turn: int, last: str | None) -> ExpertTurn | None:
+    exprs, values = task.metadata["expressions"], task.metadata["values"]
+    if turn < len(exprs):
+        expr = exprs[turn]
+        if turn > 0:  # the step reads the previous result as the tool printed it
+            expr = expr.replace(str(values[turn - 1]), _last_number(last), 1)
+        return ExpertTurn(tool_calls=[("calculator", {"expression": expr})])
+    return _answer(_last_number(last)) if turn == len(exprs) else None
+
+
+@EXPERTS.decorator("lookup")
+def _lookup(task: Task, turn: int, last: str | None) -> ExpertTurn | None:
+    searches = [t for t in task.expert if t.tool_calls]
+    if turn < len(searches):
+        return ExpertTurn(tool_calls=[(n, {"query": a["query"]}) for n, a in searches[turn].tool_calls])
+    return _answer(task.answer) if turn == len(searches) else None
+
+
+@EXPERTS.decorator("logic")
+def _logic(task: Task, turn: int, last: str | None) -> ExpertTurn | None:
+    if turn == 0:
+        return ExpertTurn(tool_calls=[("z3", {"smtlib": task.metadata["smtlib"]})])
+    return _answer(task.answer) if turn == 1 else None
+
+
+_ACTION = re.compile(r"\([a-z][\w-]*(?: [\w-]+)*\)")
+
+
+@EXPERTS.decorator("planning")
+def _planning(task: Task, turn: int, last: str | None) -> ExpertTurn | None:
+    if turn == 0:
+        args = next(a for t in task.expert for n, a in t.tool_calls if "problem" in a)
+        return ExpertTurn(tool_calls=[("plan", {"domain": args["domain"], "problem": args["problem"]})])
+    if turn == 1:
+        plan = "\n".join(_ACTION.findall((last or "").lower()))
+        return _answer(f"\n{plan}\n")
+    return None
+
+
+def expert_turn(task: Task, turn: int, last: str | None) -> ExpertTurn | None:
+    """The turn the suite's tiny expert writes next (see :data:`EXPERTS`)."""
+    return EXPERTS.get(task.suite)(task, turn, last)
+
+
+class ReactiveTeacher:
+    """A policy writing each task's tiny-expert turns, tokenised by a local policy (ids exact).
+
+    The task is found by its user prompt; the turn by the number of assistant turns so
+    far; the last ``tool`` message is what the expert reads. Tool-call turns end at the
+    closing tag (as sampling stops there); final turns end with the turn-end token.
+    """
+
+    def __init__(self, base: Any, tasks: Sequence[Task]) -> None:
+        """Args:
+        base: A tokenising :class:`~reasonloop.policy.hf.HFPolicy` (its ids, template, format).
+        tasks: The tasks to serve, matched by prompt.
+        """
+        self.base = base
+        self._tasks = {t.prompt: t for t in tasks}
+        self._end = int(base.tokenizer.convert_tokens_to_ids(base.template.turn_end_tokens[0]))
+
+    @property
+    def name(self) -> str:
+        return "teacher:" + self.base.name
+
+    @property
+    def tool_format(self) -> ToolFormat:
+        return self.base.tool_format  # type: ignore[no-any-return]
+
+    def start(self, messages: Sequence[dict[str, Any]], tools: Sequence[ToolSpec]) -> list[int] | None:
+        return self.base.start(messages, tools)  # type: ignore[no-any-return]
+
+    def extend(self, context: Context, new: Sequence[dict[str, Any]], tools: Sequence[ToolSpec]) -> list[int] | None:
+        return self.base.extend(context, new, tools)  # type: ignore[no-any-return]
+
+    async def generate(self, context: Context, tools: Sequence[ToolSpec], sampling: SamplingParams) -> Completion:
+        users = [m for m in context.messages if m.get("role") == "user"]
+        task = self._tasks.get(str(users[0].get("content", ""))) if users else None
+        results = [str(m.get("content", "")) for m in context.messages if m.get("role") == "tool"]
+        turn_no = sum(1 for m in context.messages if m.get("role") == "assistant")
+        turn = None if task is None else expert_turn(task, turn_no, results[-1] if results else None)
+        if turn is None:
+            return Completion(text="no expert turn for this context", finish_reason="error", model=self.name)
+        specs = {s.name: s for s in tools}
+        calls = [ToolCall(name=n, arguments=dict(a)) for n, a in turn.tool_calls]
+        text = turn.text + "".join(render_tool_call(c, self.tool_format, specs.get(c.name)) for c in calls)
+        ids = [int(i) for i in self.base.tokenizer.encode(text, add_special_tokens=False)]
+        if not calls:
+            ids.append(self._end)
+        parsed, errors = parse_tool_calls(text, tools, self.tool_format)
+        return Completion(text=text, tool_calls=parsed, parse_errors=errors, finish_reason="stop", token_ids=ids,
+                          usage=Usage(completion_tokens=len(ids)), model=self.name,
+                          assistant_message={"role": "assistant", "content": text})
+
+
+@dataclass(frozen=True, kw_only=True)
+class TinyRecipeConfig:
+    """Sizes and budgets of :func:`run_tiny_recipe` (defaults: the shipped model)."""
+
+    seed: int = 0
+    """Seeds the task generators (training seeds ``seed * 100 + d``), the weights and the data order."""
+    suites: tuple[str, ...] = TINY_SUITES
+    """Suites trained on."""
+    n_train: int = 100
+    """Generated training tasks per suite and difficulty."""
+    vocab_size: int = 2048
+    """BPE vocabulary (digits stay single tokens, so numbers are copied digit by digit)."""
+    hidden: int = 192
+    """Hidden size of the Qwen2 model."""
+    layers: int = 4
+    """Decoder layers."""
+    heads: int = 6
+    """Attention heads."""
+    kv_heads: int = 2
+    """Key/value heads (grouped-query attention)."""
+    sft_steps: int = 1500
+    """SFT optimiser steps (each on one suite's batch); the budget usually ends the round first."""
+    sft_batch: int = 12
+    """Trajectories per SFT step."""
+    sft_lr: float = 2e-3
+    """Peak SFT learning rate (linear warm-up, cosine decay)."""
+    sft_budget_s: float = 1800.0
+    """Wall-clock cap of the SFT phase (the schedule is cut, not stretched)."""
+    round2_budget_s: float = 660.0
+    """Wall-clock of a second SFT round on fresh tasks (seed ``seed + 1``; a quarter as many
+    planning tasks); 0 skips it."""
+    round2_lr: float = 1e-3
+    """Peak learning rate of the second round."""
+    arpo_steps: int = 0
+    """ARPO steps after SFT (0: none)."""
+    eval_n: int = 20
+    """Held-out tasks per suite in the final evaluation."""
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.suites if s not in EXPERTS]
+        if unknown:
+            raise ConfigError(f"no tiny expert for suites {unknown}; known: {EXPERTS.names()}")
+        if min(self.n_train, self.vocab_size, self.hidden, self.layers, self.heads, self.sft_batch) < 1:
+            raise ConfigError("sizes must be >= 1")
+        if self.sft_steps < 0 or self.arpo_steps < 0 or self.eval_n < 0 or self.sft_lr <= 0:
+            raise ConfigError("steps and eval_n must be >= 0, sft_lr > 0")
+
+
+def training_tasks(suite: str, n: int, seed: int) -> list[Task]:
+    """``n`` tasks per difficulty (1 and 2 where the suite has them) from training seeds."""
+    spec = SUITES.get(suite)
+    out: list[Task] = []
+    for level in (1, 2):
+        if level in spec.difficulties and (level == 1 or suite != "lookup"):
+            out.extend(spec.generate(n, seed=seed * 100 + level, difficulty=level))
+    return out
+
+
+def build_tokenizer(tasks: Sequence[Task], *, vocab_size: int) -> Any:
+    """A byte-level BPE trained on the tasks' prompts and their experts' tool calls."""
+    from reasonloop.policy.templates import TINY_TAGS
+    from reasonloop.policy.tiny_model import build_tiny_tokenizer
+
+    texts: list[str] = [SYSTEM_PROMPT]
+    for task in tasks:
+        texts.append(task.prompt)
+        for turn in task.expert:
+            texts.extend([turn.text, *(json.dumps(a, ensure_ascii=False) for _, a in turn.tool_calls)])
+    return build_tiny_tokenizer(texts, vocab_size=vocab_size, chat_template=TINY_TAGS.source)
+
+
+async def _record_suite(policy: Any, suite: str, tasks: Sequence[Task], cache_dir: Path) -> list[Trajectory]:
+    from reasonloop.agents import AgentRuntime, build_react_agent
+
+    toolset = SUITES.get(suite).toolset(tasks, cache_dir=cache_dir)
+    agent = build_react_agent(ReactiveTeacher(policy, tasks), toolset, system_prompt=SYSTEM_PROMPT, max_steps=6)
+    async with AgentRuntime(agent, concurrency=4) as runtime:
+        return await runtime.run_many([{"task_id": t.id, "prompt": t.prompt} for t in tasks])
+
+
+def record_experts(policy: Any, tasks: Sequence[Task], *, cache_dir: Path) -> list[Trajectory]:
+    """The tasks' tiny experts run through the real agent and tools, with ``policy``'s ids.
+
+    Only episodes the suite's verifier accepts are kept (a tool failure never becomes
+    training data); each kept trajectory carries its suite in ``metadata``.
+    """
+    by_suite: dict[str, list[Task]] = {}
+    for task in tasks:
+        by_suite.setdefault(task.suite, []).append(task)
+    kept: list[Trajectory] = []
+    for suite, group in by_suite.items():
+        index = {t.id: t for t in group}
+        for traj in asyncio.run(_record_suite(policy, suite, group, cache_dir)):
+            if index[traj.task_id].verify(traj.final_answer, traj).correct and traj.prompt_token_ids:
+                traj.metadata["suite"] = suite
+                kept.append(traj)
+    return kept
+
+
+_BATCH_TOKENS = 4096
+SUITE_WEIGHTS: Mapping[str, float] = {"logic": 0.5, "planning": 0.25}
+"""Relative SFT sampling weight per suite (1.0 when absent): the long episodes cost the most."""
+
+
+def _lr_at(progress: float, peak: float, warm: float = 0.05) -> float:
+    """Linear warm-up over the first ``warm`` of training, then cosine decay to 0."""
+    if progress < warm:
+        return peak * max(progress, 0.005) / warm
+    return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (progress - warm) / (1 - warm))))
+
+
+def sft_train(model: Any, trajectories: Sequence[Trajectory], *, steps: int, batch: int, lr: float, seed: int,
+              pad_id: int, budget_s: float = math.inf, log: Callable[[dict[str, float]], None] | None = None
+              ) -> list[dict[str, float]]:
+    """SFT on the policy tokens, each step on one suite's batch (similar lengths pad little).
+
+    Uses :func:`reasonloop.training.sft.sft_loss`; adds the warm-up/cosine schedule and
+    the wall-clock budget the recipe needs.
+    """
+    import torch
+
+    from reasonloop.training.sft import sft_rows
+
+    rng = random.Random(seed)
+    pools: dict[str, list[tuple[list[int], list[int]]]] = {}
+    for traj in trajectories:
+        pools.setdefault(str(traj.metadata.get("suite", "")), []).extend(sft_rows([traj]))
+    names = sorted(pools)
+    # A batch holds at most ``_BATCH_TOKENS`` tokens and the long suites are drawn less
+    # often (:data:`SUITE_WEIGHTS`), so the CPU time goes mostly where a small model learns.
+    sizes = {n: max(1, min(batch, _BATCH_TOKENS // max(len(i) for i, _ in pools[n]))) for n in names}
+    weights = [SUITE_WEIGHTS.get(n, 1.0) for n in names]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    history: list[dict[str, float]] = []
+    started = time.perf_counter()
+    model.train()
+    try:
+        for step in range(steps):
+            if time.perf_counter() - started > budget_s:
+                break
+            suite = rng.choices(names, weights)[0]
+            rows = rng.sample(pools[suite], min(sizes[suite], len(pools[suite])))
+            # Progress is the larger of steps and time used, so a run cut by the
+            # budget (a busy machine) still ends its schedule with a full decay.
+            progress = max(step / steps, (time.perf_counter() - started) / budget_s)
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(progress, lr)
+            from reasonloop.training.sft import sft_loss
+
+            loss, metrics = sft_loss(model, rows, pad_id)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            entry = {"step": float(step + 1), **metrics, "seconds": time.perf_counter() - started}
+            history.append(entry)
+            if log is not None:
+                log({**entry, "suite": suite})  # type: ignore[dict-item]
+    finally:
+        model.eval()
+    return history
+
+
+def held_out_tasks(suites: Sequence[str], n: int, *, seed: int = HELD_OUT_SEED) -> dict[str, list[Task]]:
+    """``n`` evaluation tasks per suite from held-out seeds, at :data:`EVAL_DIFFICULTY`."""
+    return {s: SUITES.get(s).generate(n, seed=seed, difficulty=EVAL_DIFFICULTY.get(s)) for s in suites}
+
+
+def run_tiny_recipe(out_dir: str | Path, *, seed: int = 0, config: TinyRecipeConfig | None = None,
+                    log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train the tiny policy from nothing into ``out_dir/model``; returns the summary.
+
+    Steps: generate training tasks, train the tokenizer, build a random Qwen2 model,
+    record the tiny experts through the real tools, SFT, optional ARPO, evaluate on
+    held-out seeds with and without tools. ``out_dir/summary.json`` holds the numbers,
+    the settings and the time of each phase.
+    """
+    from reasonloop.policy.hf import HFPolicy, HFPolicyConfig
+    from reasonloop.policy.tiny_model import build_tiny_model, save_tiny
+    from reasonloop.recipes.tiny_loop import arpo_finetune, evaluate_suites
+
+    cfg = config or TinyRecipeConfig(seed=seed)
+    out, times = Path(out_dir), {}
+    out.mkdir(parents=True, exist_ok=True)
+    cache = out / "cache"
+    clock = time.perf_counter()
+    tasks = [t for s in cfg.suites for t in training_tasks(s, cfg.n_train, cfg.seed)]
+    tokenizer = build_tokenizer(tasks, vocab_size=cfg.vocab_size)
+    model = build_tiny_model(tokenizer, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, kv_heads=cfg.kv_heads,
+                             seed=cfg.seed)
+    policy = HFPolicy(model, tokenizer, HFPolicyConfig(device="cpu", template=TEMPLATE))
+    experts = record_experts(policy, tasks, cache_dir=cache)
+    times["record_s"] = time.perf_counter() - clock
+    log(f"recorded {len(experts)} expert trajectories of {len(tasks)} tasks in {times['record_s']:.0f}s")
+    clock = time.perf_counter()
+    sft = sft_train(model, experts, steps=cfg.sft_steps, batch=cfg.sft_batch, lr=cfg.sft_lr, seed=cfg.seed,
+                    pad_id=int(tokenizer.pad_token_id), budget_s=cfg.sft_budget_s,
+                    log=lambda e: log(f"sft step {e['step']:.0f} loss {e['sft_loss']:.3f}") if e["step"] % 50 == 0 else None)
+    if cfg.round2_budget_s > 0:
+        fresh = [t for s in cfg.suites
+                 for t in training_tasks(s, cfg.n_train // 4 if s == "planning" else cfg.n_train, cfg.seed + 1)]
+        more = record_experts(policy, fresh, cache_dir=cache)
+        sft += sft_train(model, more, steps=2000, batch=cfg.sft_batch, lr=cfg.round2_lr, seed=cfg.seed + 1,
+                         pad_id=int(tokenizer.pad_token_id), budget_s=cfg.round2_budget_s)
+        experts += more
+    times["sft_s"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    held = held_out_tasks(cfg.suites, cfg.eval_n, seed=HELD_OUT_SEED + cfg.seed)
+    arpo = []
+    if cfg.arpo_steps:
+        arpo_tasks = {s: SUITES.get(s).generate(32, seed=cfg.seed * 100 + 50, difficulty=EVAL_DIFFICULTY.get(s))
+                      for s in cfg.suites}
+        arpo = arpo_finetune(model, tokenizer, arpo_tasks, steps=cfg.arpo_steps, cache_dir=cache, seed=cfg.seed,
+                             log=lambda e: log(f"arpo step {e['step']} reward {e['reward_mean']:.2f}"))
+    times["arpo_s"] = time.perf_counter() - clock
+    path = save_tiny(model, tokenizer, out / "model")
+    clock = time.perf_counter()
+    trained = HFPolicy(model, tokenizer, HFPolicyConfig(device="cpu", template=TEMPLATE))
+    with_tools, _ = evaluate_suites(trained, held, tools=True, cache_dir=cache)
+    without, _ = evaluate_suites(trained, held, tools=False, cache_dir=cache)
+    times["eval_s"] = time.perf_counter() - clock
+    summary = {
+        "model": str(path), "config": asdict(cfg), "expert_trajectories": len(experts),
+        "sft_steps_done": len(sft), "sft_final_loss": sft[-1]["sft_loss"] if sft else None,
+        "arpo": arpo, "accuracy_with_tools": with_tools, "accuracy_without_tools": without,
+        "eval_tasks_per_suite": cfg.eval_n, "eval_seed": HELD_OUT_SEED + cfg.seed, "seconds": times,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    log("accuracy with tools: " + ", ".join(f"{k} {v:.0%}" for k, v in with_tools.items()))
+    log("accuracy without tools: " + ", ".join(f"{k} {v:.0%}" for k, v in without.items()))
+    return summary
