@@ -312,6 +312,19 @@ recipe_app = typer.Typer(help="End-to-end recipes that produce trained policies.
 app.add_typer(recipe_app, name="recipe")
 
 
+@recipe_app.command("tiny")
+def recipe_tiny(
+    out: Annotated[Path, typer.Option("--out", help="Run directory (model, trajectories, summary.json).")],
+    seed: Annotated[int, typer.Option("--seed", help="Seed of tasks, tokenizer, model and training.")] = 0,
+) -> None:
+    """Train the embedded tiny policy from nothing: expert trajectories, tokenizer, SFT, ARPO, evaluation."""
+    from reasonloop.recipes.tiny import run_tiny_recipe
+
+    console = _console()
+    summary = run_tiny_recipe(out, seed=seed, log=console.print)
+    typer.echo(json.dumps(summary, indent=2, default=str))
+
+
 @recipe_app.command("smollm2")
 def recipe_smollm2(
     out: Annotated[Path, typer.Option("--out", help="Run directory (adapter, trajectories, summary).")],
