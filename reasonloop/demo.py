@@ -137,6 +137,8 @@ def _table(tasks: Mapping[str, Sequence[Any]], columns: Mapping[str, Mapping[str
 
 def run_demo(*, out: Path, quick: bool, console: Console) -> int:
     """Run the demo into ``out``; returns the process exit code (0: the loop ran end to end)."""
+    from transformers.utils import logging as hf_logging
+
     from reasonloop.errors import ConfigError
     from reasonloop.policy.hf import HFPolicy, HFPolicyConfig
     from reasonloop.policy.registry import load_policy
@@ -145,6 +147,7 @@ def run_demo(*, out: Path, quick: bool, console: Console) -> int:
     from reasonloop.trajectory.export import export_jsonl
     from reasonloop.trajectory.store import RunStore
 
+    hf_logging.disable_progress_bar()  # weight loading bars would interleave with the live steps
     plan = QUICK if quick else FULL
     out.mkdir(parents=True, exist_ok=True)
     (out / "runs.sqlite").unlink(missing_ok=True)
