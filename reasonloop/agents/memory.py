@@ -245,17 +245,17 @@ def with_memory(
     specs = tuple(toolset.specs())
     deps = ReactDeps(policy=agent.policy, specs=specs, sampling=sampling or SamplingParams(), limits=agent.limits)
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(ReactState, context_schema=AgentContext)
-    builder.add_node(RECALL_NODE, make_recall_node(memory, policy=agent.policy, specs=specs,  # type: ignore[call-overload]
+    builder.add_node(RECALL_NODE, make_recall_node(memory, policy=agent.policy, specs=specs,  # type: ignore[call-overload, arg-type]
                                                    config=recall or RecallConfig()))
-    builder.add_node(POLICY_NODE, make_policy_node(deps))  # type: ignore[call-overload]
-    builder.add_node(TOOLS_NODE, _with_memory_steps(make_tools_node(deps)))  # type: ignore[call-overload]
+    builder.add_node(POLICY_NODE, make_policy_node(deps))  # type: ignore[call-overload, arg-type]
+    builder.add_node(TOOLS_NODE, _with_memory_steps(make_tools_node(deps)))  # type: ignore[call-overload, arg-type]
     builder.add_edge(START, RECALL_NODE)
     builder.add_edge(RECALL_NODE, POLICY_NODE)
     end = REFLECT_NODE if reflect else END
     builder.add_conditional_edges(POLICY_NODE, route_after_policy, {TOOLS_NODE: TOOLS_NODE, END: end})
     builder.add_edge(TOOLS_NODE, POLICY_NODE)
     if reflect:
-        builder.add_node(REFLECT_NODE, make_reflect_node(memory, outcome=outcome))  # type: ignore[call-overload]
+        builder.add_node(REFLECT_NODE, make_reflect_node(memory, outcome=outcome))  # type: ignore[call-overload, arg-type]
         builder.add_edge(REFLECT_NODE, END)
     agent_name = name or f"{agent.name}+memory"
     compiled = builder.compile(checkpointer=agent.graph.checkpointer, name=agent_name)

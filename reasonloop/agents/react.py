@@ -134,8 +134,8 @@ def build_react_agent(
     specs = tuple(toolset.specs())
     deps = ReactDeps(policy=policy, specs=specs, sampling=sampling or SamplingParams(), limits=limits)
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(ReactState, context_schema=AgentContext)
-    builder.add_node(POLICY_NODE, make_policy_node(deps))  # type: ignore[call-overload]
-    builder.add_node(TOOLS_NODE, make_tools_node(deps))  # type: ignore[call-overload]
+    builder.add_node(POLICY_NODE, make_policy_node(deps))  # type: ignore[call-overload, arg-type]
+    builder.add_node(TOOLS_NODE, make_tools_node(deps))  # type: ignore[call-overload, arg-type]
     builder.add_edge(START, POLICY_NODE)
     builder.add_conditional_edges(POLICY_NODE, route_after_policy, [TOOLS_NODE, END])
     builder.add_edge(TOOLS_NODE, POLICY_NODE)

@@ -330,8 +330,8 @@ def build_refine_agent(
     specs = tuple(t.spec for t in offered)
     deps = ReactDeps(policy=policy, specs=specs, sampling=sampling or SamplingParams(), limits=limits)
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(RefineState, context_schema=AgentContext)
-    builder.add_node(POLICY_NODE, _make_policy_node(deps, loop))  # type: ignore[call-overload]
-    builder.add_node(TOOLS_NODE, _make_check_node(deps, loop))  # type: ignore[call-overload]
+    builder.add_node(POLICY_NODE, _make_policy_node(deps, loop))  # type: ignore[call-overload, arg-type]
+    builder.add_node(TOOLS_NODE, _make_check_node(deps, loop))  # type: ignore[call-overload, arg-type]
     builder.add_edge(START, POLICY_NODE)
     builder.add_conditional_edges(POLICY_NODE, route_after_policy, [TOOLS_NODE, END])
     builder.add_conditional_edges(TOOLS_NODE, _route_after_check, [POLICY_NODE, END])
