@@ -39,10 +39,10 @@ from typing import Any
 from reasonloop.bench.suites import DEFAULT_SYSTEM_PROMPT, SUITES
 from reasonloop.bench.task import ExpertTurn, Task
 from reasonloop.errors import ConfigError
-from reasonloop.policy.base import Completion, Context, SamplingParams, ToolFormat, ToolSpec
-from reasonloop.policy.parsing import parse_tool_calls, render_tool_call
+from reasonloop.policy.base import Context
 from reasonloop.registry import Registry
-from reasonloop.trajectory.schema import ToolCall, Trajectory, Usage
+from reasonloop.training.sft import TeacherPolicy
+from reasonloop.trajectory.schema import Trajectory
 
 __all__ = [
     "ASSET_DIR",
@@ -154,55 +154,26 @@ def expert_turn(task: Task, turn: int, last: str | None) -> ExpertTurn | None:
     return EXPERTS.get(task.suite)(task, turn, last)
 
 
-class ReactiveTeacher:
+class ReactiveTeacher(TeacherPolicy):
     """A policy writing each task's tiny-expert turns, tokenised by a local policy (ids exact).
 
-    The task is found by its user prompt; the turn by the number of assistant turns so
-    far; the last ``tool`` message is what the expert reads. Tool-call turns end at the
-    closing tag (as sampling stops there); final turns end with the turn-end token.
+    Like :class:`~reasonloop.training.sft.TeacherPolicy`, except that the turn is not
+    scripted ahead: the tiny expert reads the last ``tool`` message before it writes
+    (see :data:`EXPERTS`).
     """
 
     def __init__(self, base: Any, tasks: Sequence[Task]) -> None:
-        """Args:
-        base: A tokenising :class:`~reasonloop.policy.hf.HFPolicy` (its ids, template, format).
-        tasks: The tasks to serve, matched by prompt.
-        """
-        self.base = base
+        super().__init__(base, tasks)
         self._tasks = {t.prompt: t for t in tasks}
-        self._end = int(base.tokenizer.convert_tokens_to_ids(base.template.turn_end_tokens[0]))
 
-    @property
-    def name(self) -> str:
-        return "teacher:" + self.base.name
-
-    @property
-    def tool_format(self) -> ToolFormat:
-        return self.base.tool_format  # type: ignore[no-any-return]
-
-    def start(self, messages: Sequence[dict[str, Any]], tools: Sequence[ToolSpec]) -> list[int] | None:
-        return self.base.start(messages, tools)  # type: ignore[no-any-return]
-
-    def extend(self, context: Context, new: Sequence[dict[str, Any]], tools: Sequence[ToolSpec]) -> list[int] | None:
-        return self.base.extend(context, new, tools)  # type: ignore[no-any-return]
-
-    async def generate(self, context: Context, tools: Sequence[ToolSpec], sampling: SamplingParams) -> Completion:
+    def turn_for(self, context: Context) -> ExpertTurn | None:
         users = [m for m in context.messages if m.get("role") == "user"]
         task = self._tasks.get(str(users[0].get("content", ""))) if users else None
+        if task is None:
+            return None
         results = [str(m.get("content", "")) for m in context.messages if m.get("role") == "tool"]
         turn_no = sum(1 for m in context.messages if m.get("role") == "assistant")
-        turn = None if task is None else expert_turn(task, turn_no, results[-1] if results else None)
-        if turn is None:
-            return Completion(text="no expert turn for this context", finish_reason="error", model=self.name)
-        specs = {s.name: s for s in tools}
-        calls = [ToolCall(name=n, arguments=dict(a)) for n, a in turn.tool_calls]
-        text = turn.text + "".join(render_tool_call(c, self.tool_format, specs.get(c.name)) for c in calls)
-        ids = [int(i) for i in self.base.tokenizer.encode(text, add_special_tokens=False)]
-        if not calls:
-            ids.append(self._end)
-        parsed, errors = parse_tool_calls(text, tools, self.tool_format)
-        return Completion(text=text, tool_calls=parsed, parse_errors=errors, finish_reason="stop", token_ids=ids,
-                          usage=Usage(completion_tokens=len(ids)), model=self.name,
-                          assistant_message={"role": "assistant", "content": text})
+        return expert_turn(task, turn_no, results[-1] if results else None)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reasonloop.bench.task import Task
+from reasonloop.bench.task import ExpertTurn, Task
 from reasonloop.errors import ConfigError
 from reasonloop.policy.base import Completion, Context, SamplingParams, ToolFormat, ToolSpec
 from reasonloop.policy.parsing import parse_tool_calls, render_tool_call
@@ -57,13 +57,19 @@ class TeacherPolicy:
     def extend(self, context: Context, new_messages: Sequence[dict[str, Any]], tools: Sequence[ToolSpec]) -> list[int] | None:
         return self.base.extend(context, new_messages, tools)  # type: ignore[no-any-return]
 
-    async def generate(self, context: Context, tools: Sequence[ToolSpec], sampling: SamplingParams) -> Completion:
+    def turn_for(self, context: Context) -> ExpertTurn | None:
+        """The scripted turn to write next in ``context`` (``None`` when there is none)."""
         users = [m for m in context.messages if m.get("role") == "user"]
         task = self._turns.get(str(users[0].get("content", ""))) if users else None
         turn_no = sum(1 for m in context.messages if m.get("role") == "assistant")
         if task is None or turn_no >= len(task.expert):
+            return None
+        return task.expert[turn_no]
+
+    async def generate(self, context: Context, tools: Sequence[ToolSpec], sampling: SamplingParams) -> Completion:
+        turn = self.turn_for(context)
+        if turn is None:
             return Completion(text="no scripted turn for this context", finish_reason="error", model=self.name)
-        turn = task.expert[turn_no]
         specs = {s.name: s for s in tools}
         calls = [ToolCall(name=n, arguments=dict(a)) for n, a in turn.tool_calls]
         text = turn.text + "".join(render_tool_call(c, self.tool_format, specs.get(c.name)) for c in calls)
