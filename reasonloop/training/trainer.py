@@ -27,6 +27,7 @@ from typing import Any
 from reasonloop.agents import AgentRuntime
 from reasonloop.bench.task import Task
 from reasonloop.errors import ConfigError
+from reasonloop.training.advantages import EMPGSettings
 from reasonloop.training.batch import Row, check_rows, group_advantages, group_rows
 from reasonloop.training.checkpoint import capture_rng, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
 from reasonloop.training.config import TrainConfig, config_hash, load_config
@@ -250,8 +251,10 @@ class Trainer:
         rows: list[Row] = []
         skipped = 0
         scale = AEPO_ENTROPY_SCALE if self.config.algo.entropy_scaled_advantage else 0.0
+        section = self.config.algo.empg
+        empg = EMPGSettings(k=section.k, k_future=section.k_future, zeta=section.zeta) if section else None
         for group in groups:
-            per_step, _ = group_advantages(group, self.config.algo.advantage, entropy_scale=scale)
+            per_step, _ = group_advantages(group, self.config.algo.advantage, entropy_scale=scale, empg=empg)
             made, bad = group_rows(group, per_step)
             rows.extend(made)
             skipped += len(bad)

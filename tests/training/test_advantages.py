@@ -6,7 +6,9 @@ import pytest
 
 from reasonloop.training.advantages import (
     ADVANTAGES,
+    EMPGSettings,
     GroupShape,
+    entropy_modulated,
     entropy_scaled,
     grpo_advantages,
     hard_advantages,
@@ -71,3 +73,29 @@ def test_shape_validation_and_entropy_scaling():
     scaled = entropy_scaled([1.0, 1.0], [0.0, 2.0], scale=0.2)
     z = 1 / math.sqrt(2)  # standardised entropies are -0.7071, +0.7071
     assert scaled == pytest.approx([1 - 0.2 * z, 1 + 0.2 * z], abs=1e-5)
+
+
+def test_empg_weights_confident_steps_up_uncertain_down_and_adds_the_clarity_bonus() -> None:
+    # Policy-step entropies 0.0, 1.0 (trajectory 0) and 0.5 (trajectory 1) normalise to 0, 1, 0.5;
+    # exp(-H) = 1, 0.367879, 0.606531 with mean 0.658137, so the weights are 1.519443, 0.558971,
+    # 0.921586. Trajectory 0's first step leads to a step of H_norm 1: bonus 0.1 * exp(-1) = 0.036788.
+    per_step = [[(1.0, 1.0), (1.0, 1.0), (1.0, 1.0)], [(-1.0, 1.0), (-1.0, 0.0)]]
+    entropies: list[list[float | None]] = [[0.0, None, 1.0], [0.5, None]]
+    out, metrics = entropy_modulated(per_step, entropies, EMPGSettings(k=1.0, k_future=1.0, zeta=0.1))
+    assert out[0][0][0] == pytest.approx(1.519443 + 0.036788, abs=1e-5)
+    assert out[0][1] == (1.0, 1.0)  # a tool step is left alone
+    assert out[0][2][0] == pytest.approx(0.558971, abs=1e-5)  # last policy step: no bonus
+    assert out[1][0][0] == pytest.approx(-0.921586, abs=1e-5)
+    assert out[1][1] == (-1.0, 0.0)  # weights are kept
+    assert metrics["empg_weight_max"] == pytest.approx(1.519443, abs=1e-5)
+    assert metrics["empg_weight_min"] == pytest.approx(0.558971, abs=1e-5)
+
+
+def test_empg_with_equal_entropies_keeps_advantages_and_rejects_misaligned_input() -> None:
+    per_step = [[(0.5, 1.0), (0.5, 1.0)], [(-0.5, 1.0)]]
+    out, _ = entropy_modulated(per_step, [[0.3, 0.3], [0.3]], EMPGSettings(zeta=0.0))
+    assert out == per_step
+    with pytest.raises(ValueError, match="advantages for"):
+        entropy_modulated(per_step, [[0.3], [0.3]], EMPGSettings())
+    with pytest.raises(ValueError, match=">= 0"):
+        EMPGSettings(k=-1.0)

@@ -66,3 +66,20 @@ def test_entropy_scaled_advantages_follow_aepo() -> None:
     # z(H) = (+0.7071, -0.7071): factors 1 +- 0.1414
     assert scaled[0][0][0] == pytest.approx(plain[0][0][0] * (1 + 0.2 * 0.70710678), abs=1e-5)
     assert scaled[1][0][0] == pytest.approx(plain[1][0][0] * (1 - 0.2 * 0.70710678), abs=1e-5)
+
+
+def test_empg_modulates_each_policy_step_by_its_own_entropy() -> None:
+    from reasonloop.training.advantages import EMPGSettings
+
+    group = _group()
+    group.trajectories[0].steps[0].entropies = [0.0, 0.0]  # type: ignore[union-attr]
+    group.trajectories[0].steps[2].entropies = [1.0, 1.0]  # type: ignore[union-attr]
+    group.trajectories[1].steps[0].entropies = [0.0, 0.0]  # type: ignore[union-attr]
+    group.trajectories[1].steps[2].entropies = [1.0]  # type: ignore[union-attr]
+    plain, _ = group_advantages(group, "grpo")
+    empg, metrics = group_advantages(group, "grpo", empg=EMPGSettings(k=1.0, zeta=0.0))
+    # two steps at H_norm 0 (weight 1) and two at 1 (exp(-1)); the mean is 0.68394
+    assert empg[0][0][0] == pytest.approx(plain[0][0][0] / 0.6839397, abs=1e-5)
+    assert empg[0][2][0] == pytest.approx(plain[0][2][0] * 0.3678794 / 0.6839397, abs=1e-5)
+    assert empg[0][1] == plain[0][1]  # the tool step is untouched
+    assert metrics["empg_weight_max"] == pytest.approx(1 / 0.6839397, abs=1e-5)

@@ -124,3 +124,18 @@ def test_lora_trains_only_the_adapters(tmp_path: Path, warm_toy: Any) -> None:
     after = trainer.model.state_dict()
     changed = {k for k in after if not torch.equal(after[k], start[k])}
     assert changed and all("lora_" in k for k in changed)
+
+
+def test_empg_changes_the_update_and_keeps_training_exact(tmp_path: Path, warm_toy: Any) -> None:
+    from reasonloop.training.trainer import Trainer
+
+    params = {}
+    for name, algo in (("plain", {"ppo_epochs": 1}), ("empg", {"ppo_epochs": 1, "empg": {"k": 2.0, "zeta": 0.1}})):
+        cfg = _config(tmp_path / name, "grpo", 2, algo=algo, logging={"plots": False})
+        trainer = Trainer(cfg, model=warm_toy.model(), tokenizer=warm_toy.tokenizer)
+        history = trainer.train()
+        assert all(m["logprob_diff_max"] < 1e-3 for m in history)
+        params[name] = trainer.model.state_dict()
+    # Same seed, same rollouts of the first step: only the advantages differ.
+    assert any(not torch.equal(params["plain"][k], params["empg"][k]) for k in params["plain"])
+    assert all(bool(torch.isfinite(v).all()) for v in params["empg"].values())
