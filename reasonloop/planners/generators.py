@@ -19,7 +19,7 @@ from reasonloop.errors import ConfigError, UnknownNameError
 from reasonloop.planners.render import render_state
 from reasonloop.planners.sexpr import Atom, SList, read_sexpr
 
-__all__ = ["GENERATORS", "PlanningInstance", "blocksworld", "generate", "goal_atoms", "gripper", "logistics"]
+__all__ = ["DOMAINS", "GENERATORS", "PlanningInstance", "blocksworld", "generate", "goal_atoms", "gripper", "logistics"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -298,6 +298,11 @@ GENERATORS: Mapping[str, Callable[..., PlanningInstance]] = _Generators(
     blocksworld=blocksworld, gripper=gripper, logistics=logistics
 )
 """Generators by domain name."""
+
+DOMAINS: Mapping[str, str] = {
+    "blocksworld": BLOCKSWORLD_DOMAIN, "gripper": GRIPPER_DOMAIN, "logistics": LOGISTICS_DOMAIN,
+}
+"""The built-in domains' PDDL by name (the planner tools accept a name for the domain)."""
 
 
 def generate(domain: str, seed: int = 0, **sizes: Any) -> PlanningInstance:

@@ -7,6 +7,10 @@
 episode of a :class:`~reasonloop.tools.base.Toolset` reaches the same warm planner
 worker. The module-level :data:`plan` and :data:`validate_plan` hold no state: called
 outside a toolset session they start a one-off planner process per call (about 1-2 s).
+
+A built-in domain (:data:`~reasonloop.planners.generators.DOMAINS`) may be passed by
+name instead of its PDDL text: in the LLM+P setting the domain is given and only the
+problem is written, so a caller need not copy the domain back.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ from reasonloop.planners.solve import Planner, PlannerConfig
 from reasonloop.tools.base import Tool, ToolContext, tool
 from reasonloop.trajectory.schema import ToolResult, ToolStatus
 
-__all__ = ["PlannerSessions", "plan", "plan_tool_result", "planner_tools", "validate_plan", "validation_tool_result"]
+__all__ = [
+    "PlannerSessions", "plan", "plan_tool_result", "planner_tools", "resolve_domain", "validate_plan",
+    "validation_tool_result",
+]
 
 PlannerName = Literal["fast-downward", "pyperplan", "enhsp"]
 _MAX_TOOL_TIMEOUT_S = 120.0
@@ -94,6 +101,21 @@ def validation_tool_result(report: ValidationReport) -> ToolResult:
     )
 
 
+def resolve_domain(domain: str) -> str | ToolResult:
+    """``domain`` itself when it is PDDL text; the built-in domain it names; or an error result."""
+    from reasonloop.planners.generators import DOMAINS
+
+    text = domain.strip()
+    if text.startswith("(") or not text:
+        return domain
+    found = DOMAINS.get(text.lower())
+    if found is not None:
+        return found
+    message = (f"unknown domain name {text[:60]!r}: pass the PDDL text (define (domain NAME) ...) "
+               f"or one of {sorted(DOMAINS)}")
+    return ToolResult(status=ToolStatus.ERROR, output=message, error=message)
+
+
 def _planner_for(ctx: ToolContext) -> tuple[Planner, bool]:
     """The session's planner, or a one-off one (to be closed) when there is no session."""
     if isinstance(ctx.session, Planner):
@@ -102,6 +124,10 @@ def _planner_for(ctx: ToolContext) -> tuple[Planner, bool]:
 
 
 def _solve(domain: str, problem: str, planner: str, timeout_s: float, ctx: ToolContext) -> ToolResult:
+    resolved = resolve_domain(domain)
+    if isinstance(resolved, ToolResult):
+        return resolved
+    domain = resolved
     runner, owned = _planner_for(ctx)
     try:
         return plan_tool_result(runner.solve(domain, problem, planner=planner, timeout_s=timeout_s))
@@ -111,6 +137,10 @@ def _solve(domain: str, problem: str, planner: str, timeout_s: float, ctx: ToolC
 
 
 def _validate(domain: str, problem: str, plan: str, ctx: ToolContext) -> ToolResult:
+    resolved = resolve_domain(domain)
+    if isinstance(resolved, ToolResult):
+        return resolved
+    domain = resolved
     runner, owned = _planner_for(ctx)
     try:
         return validation_tool_result(runner.validate(domain, problem, plan))
@@ -131,7 +161,8 @@ def _build(sessions: PlannerSessions | None) -> tuple[Tool, Tool]:
         """Find a plan for a PDDL problem with a classical planner.
 
         Args:
-            domain: The PDDL domain, starting with (define (domain NAME) ...).
+            domain: The PDDL domain, starting with (define (domain NAME) ...), or the name of a
+                built-in domain: blocksworld, gripper or logistics.
             problem: The PDDL problem, starting with (define (problem NAME) (:domain NAME) ...).
             planner: Which planner to run; fast-downward is the fastest.
             timeout_s: Seconds the planner may search.
@@ -143,7 +174,7 @@ def _build(sessions: PlannerSessions | None) -> tuple[Tool, Tool]:
         """Check a plan against a PDDL domain and problem and explain the first failure.
 
         Args:
-            domain: The PDDL domain.
+            domain: The PDDL domain, or the name of a built-in domain.
             problem: The PDDL problem.
             plan: The plan, one action per line, e.g. "(pick-up a)" or "1. pick up a".
         """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from reasonloop.planners.generators import blocksworld
+from reasonloop.planners.generators import blocksworld, gripper
 from reasonloop.planners.tools import PlannerSessions, plan, planner_tools, validate_plan
 from reasonloop.tools.base import Toolset
 from reasonloop.trajectory.schema import ToolCall, ToolStatus
@@ -69,3 +69,16 @@ def test_stateless_tool_reports_unsolvable_as_an_answer() -> None:
     cyclic = inst.problem.split("(:goal")[0] + "(:goal (and (on b1 b2) (on b2 b1))))"
     result = asyncio.run(plan({"domain": inst.domain, "problem": cyclic, "timeout_s": 20}))
     assert result.status is ToolStatus.OK and result.output.startswith("unsolvable")
+
+
+def test_a_built_in_domain_is_accepted_by_name_and_an_unknown_name_is_an_error() -> None:
+    inst = gripper(2, seed=1)
+    by_name = asyncio.run(plan({"domain": "Gripper", "problem": inst.problem, "timeout_s": 20}))
+    by_text = asyncio.run(plan({"domain": inst.domain, "problem": inst.problem, "timeout_s": 20}))
+    assert by_name.status is ToolStatus.OK and by_name.data["plan"] == by_text.data["plan"]
+    checked = asyncio.run(validate_plan({"domain": "gripper", "problem": inst.problem,
+                                         "plan": "\n".join(by_name.data["plan"])}))
+    assert checked.output.startswith("valid:")
+    unknown = asyncio.run(plan({"domain": "sokoban", "problem": inst.problem}))
+    assert unknown.status is ToolStatus.ERROR
+    assert unknown.error and "sokoban" in unknown.error and "blocksworld" in unknown.error
