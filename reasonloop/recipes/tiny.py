@@ -31,7 +31,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -52,12 +52,16 @@ __all__ = [
     "SYSTEM_PROMPT",
     "TEMPLATE",
     "TINY_SUITES",
+    "TRAIN_LEVELS",
+    "TRAIN_SCALE",
     "ReactiveTeacher",
     "SUITE_WEIGHTS",
     "TinyRecipeConfig",
     "build_tokenizer",
+    "evaluation_prompts",
     "expert_turn",
     "held_out_tasks",
+    "recipe_tasks",
     "record_experts",
     "run_tiny_recipe",
     "sft_train",
@@ -136,13 +140,15 @@ def _logic(task: Task, turn: int, last: str | None) -> ExpertTurn | None:
 
 
 _ACTION = re.compile(r"\([a-z][\w-]*(?: [\w-]+)*\)")
+_PROBLEM_NAME = re.compile(r"\(define \(problem [^)\s]+\)")
 
 
 @EXPERTS.decorator("planning")
 def _planning(task: Task, turn: int, last: str | None) -> ExpertTurn | None:
-    if turn == 0:
+    if turn == 0:  # the domain is given (named, not copied); the problem is the translation
         args = next(a for t in task.expert for n, a in t.tool_calls if "problem" in a)
-        return ExpertTurn(tool_calls=[("plan", {"domain": args["domain"], "problem": args["problem"]})])
+        problem = _PROBLEM_NAME.sub("(define (problem task)", args["problem"], count=1)
+        return ExpertTurn(tool_calls=[("plan", {"domain": task.metadata["domain_name"], "problem": problem})])
     if turn == 1:
         plan = "\n".join(_ACTION.findall((last or "").lower()))
         return _answer(f"\n{plan}\n")
@@ -184,8 +190,10 @@ class TinyRecipeConfig:
     """Seeds the task generators (training seeds ``seed * 100 + d``), the weights and the data order."""
     suites: tuple[str, ...] = TINY_SUITES
     """Suites trained on."""
-    n_train: int = 100
-    """Generated training tasks per suite and difficulty."""
+    n_train: int = 2000
+    """Generated training tasks per suite and difficulty, scaled per suite by :data:`TRAIN_SCALE`.
+    Every task is distinct, so the model sees each about once: it must learn to copy and
+    translate, it cannot memorise."""
     vocab_size: int = 2048
     """BPE vocabulary (digits stay single tokens, so numbers are copied digit by digit)."""
     hidden: int = 192
@@ -196,20 +204,16 @@ class TinyRecipeConfig:
     """Attention heads."""
     kv_heads: int = 2
     """Key/value heads (grouped-query attention)."""
-    sft_steps: int = 1500
-    """SFT optimiser steps (each on one suite's batch); the budget usually ends the round first."""
+    sft_steps: int = 5000
+    """SFT optimiser steps (each on one suite's batch)."""
     sft_batch: int = 12
     """Trajectories per SFT step."""
     sft_lr: float = 2e-3
     """Peak SFT learning rate (linear warm-up, cosine decay)."""
-    sft_budget_s: float = 1800.0
-    """Wall-clock cap of the SFT phase (the schedule is cut, not stretched)."""
-    round2_budget_s: float = 660.0
-    """Wall-clock of a second SFT round on fresh tasks (seed ``seed + 1``; a quarter as many
-    planning tasks); 0 skips it."""
-    round2_lr: float = 1e-3
-    """Peak learning rate of the second round."""
-    arpo_steps: int = 0
+    sft_budget_s: float = math.inf
+    """Wall-clock cap of the SFT phase (the schedule is cut, not stretched); the default,
+    no cap, makes the result independent of the machine's speed."""
+    arpo_steps: int = 10
     """ARPO steps after SFT (0: none)."""
     eval_n: int = 20
     """Held-out tasks per suite in the final evaluation."""
@@ -224,14 +228,45 @@ class TinyRecipeConfig:
             raise ConfigError("steps and eval_n must be >= 0, sft_lr > 0")
 
 
+TRAIN_SCALE: Mapping[str, float] = {"arith-py": 0.5, "planning": 0.25}
+"""Training tasks per suite relative to ``n_train`` (1.0 when absent): recording a Python or
+planner episode costs the most, and a long episode teaches more tokens per task."""
+TRAIN_LEVELS: Mapping[str, tuple[int, ...]] = {"lookup": (1,), "logic": (1,)}
+"""Difficulties trained on per suite (``(1, 2)`` when absent). Lookup and logic train at
+their evaluation difficulty only: a longer episode costs CPU time the small model needs
+elsewhere (easy planning has too few distinct instances to train on alone)."""
+
+
 def training_tasks(suite: str, n: int, seed: int) -> list[Task]:
-    """``n`` tasks per difficulty (1 and 2 where the suite has them) from training seeds."""
+    """``n`` tasks per difficulty (:data:`TRAIN_LEVELS`, where the suite has it) from training seeds."""
     spec = SUITES.get(suite)
     out: list[Task] = []
-    for level in (1, 2):
-        if level in spec.difficulties and (level == 1 or suite != "lookup"):
+    for level in TRAIN_LEVELS.get(suite, (1, 2)):
+        if level in spec.difficulties:
             out.extend(spec.generate(n, seed=seed * 100 + level, difficulty=level))
     return out
+
+
+def recipe_tasks(suites: Sequence[str], n_train: int, seed: int, *, exclude: Iterable[str] = ()) -> list[Task]:
+    """The recipe's training tasks: :func:`training_tasks` per suite, sized by :data:`TRAIN_SCALE`.
+
+    Duplicate prompts are dropped, and so is every prompt in ``exclude`` (the evaluation
+    tasks: a small instance space such as easy planning repeats across seeds).
+    """
+    seen = set(exclude)
+    out: list[Task] = []
+    for suite in suites:
+        for task in training_tasks(suite, max(1, round(n_train * TRAIN_SCALE.get(suite, 1.0))), seed):
+            if task.prompt not in seen:
+                seen.add(task.prompt)
+                out.append(task)
+    return out
+
+
+def evaluation_prompts(suites: Sequence[str], seed: int = 0, n: int = 100) -> set[str]:
+    """Prompts of the held-out tasks the recipe, the demo and the README evaluate on."""
+    seeds = {HELD_OUT_SEED, HELD_OUT_SEED + seed}
+    return {t.prompt for s in seeds for tasks in held_out_tasks(suites, n, seed=s).values() for t in tasks}
 
 
 def build_tokenizer(tasks: Sequence[Task], *, vocab_size: int) -> Any:
@@ -276,8 +311,12 @@ def record_experts(policy: Any, tasks: Sequence[Task], *, cache_dir: Path) -> li
 
 
 _BATCH_TOKENS = 4096
-SUITE_WEIGHTS: Mapping[str, float] = {"logic": 0.5, "planning": 0.25}
-"""Relative SFT sampling weight per suite (1.0 when absent): the long episodes cost the most."""
+SUITE_WEIGHTS: Mapping[str, float] = {
+    "arith-py": 0.6, "arith-chain": 0.8, "lookup": 0.5, "logic": 0.8, "planning": 0.6,
+}
+"""Relative SFT sampling weight per suite (1.0 when absent). The arithmetic suites share
+their word problems, so they share what is learnt; a planning step holds few rows (its
+episodes are long), so it is drawn about as often as the others."""
 
 
 def _lr_at(progress: float, peak: float, warm: float = 0.05) -> float:
@@ -362,7 +401,7 @@ def run_tiny_recipe(out_dir: str | Path, *, seed: int = 0, config: TinyRecipeCon
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "cache"
     clock = time.perf_counter()
-    tasks = [t for s in cfg.suites for t in training_tasks(s, cfg.n_train, cfg.seed)]
+    tasks = recipe_tasks(cfg.suites, cfg.n_train, cfg.seed, exclude=evaluation_prompts(cfg.suites, cfg.seed))
     tokenizer = build_tokenizer(tasks, vocab_size=cfg.vocab_size)
     model = build_tiny_model(tokenizer, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, kv_heads=cfg.kv_heads,
                              seed=cfg.seed)
@@ -374,13 +413,6 @@ def run_tiny_recipe(out_dir: str | Path, *, seed: int = 0, config: TinyRecipeCon
     sft = sft_train(model, experts, steps=cfg.sft_steps, batch=cfg.sft_batch, lr=cfg.sft_lr, seed=cfg.seed,
                     pad_id=int(tokenizer.pad_token_id), budget_s=cfg.sft_budget_s,
                     log=lambda e: log(f"sft step {e['step']:.0f} loss {e['sft_loss']:.3f}") if e["step"] % 50 == 0 else None)
-    if cfg.round2_budget_s > 0:
-        fresh = [t for s in cfg.suites
-                 for t in training_tasks(s, cfg.n_train // 4 if s == "planning" else cfg.n_train, cfg.seed + 1)]
-        more = record_experts(policy, fresh, cache_dir=cache)
-        sft += sft_train(model, more, steps=2000, batch=cfg.sft_batch, lr=cfg.round2_lr, seed=cfg.seed + 1,
-                         pad_id=int(tokenizer.pad_token_id), budget_s=cfg.round2_budget_s)
-        experts += more
     times["sft_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
     held = held_out_tasks(cfg.suites, cfg.eval_n, seed=HELD_OUT_SEED + cfg.seed)

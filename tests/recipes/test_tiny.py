@@ -68,6 +68,19 @@ def test_held_out_tasks_differ_from_training_tasks() -> None:
     assert seen.pop("planning") <= 2 and not any(seen.values())
 
 
+
+def test_recipe_tasks_are_distinct_and_never_an_evaluation_task() -> None:
+    from reasonloop.recipes.tiny import evaluation_prompts, recipe_tasks
+
+    held = evaluation_prompts(("planning", "logic"), seed=0, n=40)
+    raw = [t.prompt for s in ("planning", "logic") for t in training_tasks(s, 400, 0)]
+    assert len(set(raw)) < len(raw) and any(p in held for p in raw)  # easy planning repeats
+    tasks = recipe_tasks(("planning", "logic"), 1600, 0, exclude=held)  # planning scaled to 400
+    prompts = [t.prompt for t in tasks]
+    assert len(prompts) == len(set(prompts)) and not held & set(prompts)
+    assert {t.suite for t in tasks} == {"planning", "logic"}
+
+
 def test_tokenizer_keeps_digits_single_and_ships_the_template() -> None:
     from reasonloop.policy.templates import TINY_TAGS
 
@@ -149,7 +162,7 @@ def test_recipe_runs_end_to_end_small(tmp_path: Path) -> None:
     from reasonloop.recipes.tiny import run_tiny_recipe
 
     cfg = TinyRecipeConfig(suites=("arith",), n_train=3, vocab_size=500, hidden=32, layers=1, heads=2, kv_heads=1,
-                           sft_steps=4, sft_batch=4, round2_budget_s=0, arpo_steps=1, eval_n=2)
+                           sft_steps=4, sft_batch=4, arpo_steps=1, eval_n=2)
     lines: list[str] = []
     summary = run_tiny_recipe(tmp_path, config=cfg, log=lines.append)
     saved = json.loads((tmp_path / "summary.json").read_text())
