@@ -16,6 +16,7 @@ torch, transformers and peft are imported inside the functions that need them.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,12 @@ def save_checkpoint(model: Any, tokenizer: Any, out: str | Path) -> Path:
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     save_model(model, str(target / "model.safetensors"), metadata={"format": "pt"})
-    model.config.save_pretrained(target)
+    config = copy.deepcopy(model.config)
+    # The weights written are plain (dequantised) tensors: a GGUF marker left in the config
+    # would make transformers' Trainer (and TRL) refuse the checkpoint as quantised.
+    if getattr(config, "quantization_config", None) is not None:
+        del config.quantization_config
+    config.save_pretrained(target)
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.save_pretrained(target)
     tokenizer.save_pretrained(target)

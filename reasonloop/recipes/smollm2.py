@@ -153,11 +153,12 @@ def evaluate_arith(policy: Any, tasks: Sequence[Task], *, max_tokens: int, max_s
 
 
 def _lora(model: Any, cfg: Smollm2RecipeConfig) -> Any:
-    from peft import LoraConfig, get_peft_model
+    """The trainer's LoRA wrapping (``optim.lora`` of a training config) with the recipe's settings."""
+    from reasonloop.training.config import LoraSection
+    from reasonloop.training.setup import apply_lora
 
-    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
-                      target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
-    return get_peft_model(model, lora)
+    return apply_lora(model, LoraSection(r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=0.0,
+                                         target_modules=list(cfg.target_modules)))
 
 
 def _write_jsonl(path: Path, trajs: Sequence[Trajectory]) -> None:

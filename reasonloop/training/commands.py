@@ -26,9 +26,12 @@ def train_command(config: str | Path | None = None, *, resume: str | Path | None
         progress: Show a rich progress bar.
 
     Returns:
-        ``{"out_dir", "step", "last": last step's metrics}``.
+        ``{"out_dir", "step", "last": last step's metrics, "model", "adapter"}``: what
+        was trained is saved under ``out_dir`` (see :func:`~reasonloop.training.setup.save_trained`)
+        and loads back with ``--model MODEL`` (and ``--adapter ADAPTER`` when LoRA trained).
     """
-    from reasonloop.training.config import load_config
+    from reasonloop.training.config import load_config, resolve_model_path
+    from reasonloop.training.setup import save_trained
     from reasonloop.training.trainer import Trainer
 
     if config is None and resume is None:
@@ -43,7 +46,13 @@ def train_command(config: str | Path | None = None, *, resume: str | Path | None
             cfg = cfg.model_copy(update={"logging": cfg.logging.model_copy(update={"progress": True})})
         trainer = Trainer(cfg)
     history = trainer.train(steps)
-    return {"out_dir": str(trainer.out_dir), "step": trainer.step, "last": history[-1] if history else {}}
+    result: dict[str, Any] = {"out_dir": str(trainer.out_dir), "step": trainer.step,
+                              "last": history[-1] if history else {}}
+    if trainer.dp.is_main:
+        model_cfg = trainer.config.model
+        source = resolve_model_path(model_cfg.path) if model_cfg.kind == "hf" and model_cfg.path else None
+        result.update(save_trained(trainer.model, trainer.tokenizer, trainer.out_dir, source))
+    return result
 
 
 def read_trajectories(path: str | Path) -> list[Trajectory]:
@@ -65,31 +74,29 @@ def read_trajectories(path: str | Path) -> list[Trajectory]:
 
 def sft_command(trajectories: str | Path, model: str | Path, out: str | Path, *, steps: int = 100, lr: float = 1e-3,
                 batch_size: int = 8, seed: int = 0) -> dict[str, Any]:
-    """Fine-tune a local checkpoint on the policy tokens of recorded trajectories; save it to ``out``.
+    """Fine-tune a local model on the policy tokens of recorded trajectories; save it to ``out``.
 
     Args:
         trajectories: JSONL of trajectories recorded with this model's tokenizer (token ids present).
-        model: Local checkpoint directory (or ``hf:PATH``).
-        out: Where the fine-tuned model and tokenizer are saved.
+        model: Checkpoint directory or ``hf:PATH``, a ``.gguf`` file (or a directory holding
+            one), or ``smollm2``/``tiny``.
+        out: Where the fine-tuned model and tokenizer are saved (a checkpoint directory,
+            ``hf:OUT``; a GGUF base is saved as safetensors).
         steps: Optimiser steps.
         lr: AdamW learning rate.
         batch_size: Trajectories per step.
         seed: Example order.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    from reasonloop.training.config import resolve_model_path
+    from reasonloop.training.setup import load_model, save_model
     from reasonloop.training.sft import SFTConfig, run_sft
 
-    path = str(model).removeprefix("hf:")
-    if not (Path(path) / "config.json").is_file():
-        raise ConfigError(f"no transformers checkpoint at {path}")
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    lm = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
-    history = run_sft(lm, read_trajectories(trajectories), SFTConfig(steps=steps, lr=lr, batch_size=batch_size, seed=seed),
-                      pad_id=int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id))
-    target = Path(out)
-    lm.save_pretrained(target)
-    tokenizer.save_pretrained(target)
+    source = resolve_model_path(str(model))
+    examples = read_trajectories(trajectories)
+    tokenizer, lm = load_model(source)
+    history = run_sft(lm, examples, SFTConfig(steps=steps, lr=lr, batch_size=batch_size, seed=seed),
+                      pad_id=int(tokenizer.pad_token_id))
+    target = save_model(lm, tokenizer, out, gguf=source.gguf)
     return {"out": str(target), "steps": len(history), "last": dict(history[-1]) if history else {}}
 
 

@@ -179,6 +179,9 @@ class RolloutSection(_Section):
     max_steps: int = Field(default=4, ge=1)
     """Policy calls per episode."""
     max_tool_calls: int = Field(default=3, ge=1)
+    system_prompt: str | None = None
+    """System message before every prompt. A template that never renders the tool schemas
+    (``smollm2``) leaves the model to learn the call format from here."""
     engine: Literal["prefix_reuse", "batched"] = "prefix_reuse"
     """``prefix_reuse``: one turn at a time, shared prefixes' KV caches reused;
     ``batched``: concurrent turns sampled together (no cross-call cache)."""
@@ -312,10 +315,18 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
         raise ConfigError(f"invalid config: {_describe(exc)}") from None
 
 
+_ADDED_KEYS: dict[tuple[str, str], Any] = {("rollout", "system_prompt"): None, ("algo", "empg"): None}
+"""Keys added after runs were written, with their defaults: left out of the hash at the
+default, so a run written before them still resumes."""
+
+
 def config_hash(config: TrainConfig) -> str:
     """Hash of what the run computes (steps, out_dir and logging excluded)."""
     data = config.model_dump(mode="json")
     data.pop("out_dir", None)
     data.pop("logging", None)
     data["optim"].pop("steps", None)
+    for (section, key), default in _ADDED_KEYS.items():
+        if data[section].get(key) == default:
+            data[section].pop(key, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

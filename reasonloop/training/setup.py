@@ -1,9 +1,10 @@
-"""Building a run from its config: model, tasks, tools, engine, agent, warm start."""
+"""Building a run from its config: model, tasks, tools, engine, agent, warm start; saving what it trained."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from reasonloop.agents import AgentRuntime, build_react_agent
@@ -15,7 +16,15 @@ from reasonloop.policy.hf import HFPolicyConfig
 from reasonloop.registry import Registry
 from reasonloop.tools.base import Tool
 from reasonloop.training.branching import BranchConfig
-from reasonloop.training.config import LoraSection, ModelSection, RolloutSection, SFTSection, TaskSection
+from reasonloop.training.config import (
+    LoraSection,
+    ModelSection,
+    ModelSource,
+    RolloutSection,
+    SFTSection,
+    TaskSection,
+    resolve_model_path,
+)
 from reasonloop.training.engine import HFEngine
 from reasonloop.training.rollout import RolloutConfig
 from reasonloop.training.sft import SFTConfig, TeacherPolicy, run_sft
@@ -28,8 +37,12 @@ __all__ = [
     "build_engine",
     "build_model",
     "build_tasks",
+    "load_model",
+    "lora_config",
     "record_experts",
     "rollout_config",
+    "save_model",
+    "save_trained",
     "warm_start",
     "warm_toy",
 ]
@@ -66,34 +79,100 @@ def build_tasks(cfg: TaskSection) -> tuple[list[Task], list[Tool]]:
 
 
 def build_model(cfg: ModelSection) -> tuple[Any, Any]:
-    """``(tokenizer, model)``: the toy pair, or a local checkpoint (never downloaded)."""
+    """``(tokenizer, model)``: the toy pair, or a local model (never downloaded): a
+    checkpoint directory, a GGUF file (dequantised) or an alias, see :func:`load_model`."""
     if cfg.kind == "toy":
         from reasonloop.training.toy import toy_policy_pair
 
         return toy_policy_pair(hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, seed=cfg.seed,
-                               template=cfg.template)
+                               template=cfg.template or "chatml-tags")
     if not cfg.path:
         raise ConfigError("model.path is required for model.kind 'hf'")
+    return load_model(resolve_model_path(cfg.path))
+
+
+def load_model(source: ModelSource) -> tuple[Any, Any]:
+    """``(tokenizer, model)`` of a resolved model path; the tokenizer always has a pad token.
+
+    Raises:
+        PolicyError: The files are there but transformers cannot read them.
+    """
+    if source.gguf:
+        from reasonloop.policy.gguf import load_gguf
+
+        return load_gguf(source.path)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(cfg.path, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(cfg.path, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(source.path, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(source.path, local_files_only=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
     return tokenizer, model
+
+
+def save_model(model: Any, tokenizer: Any, target: str | Path, *, gguf: bool = False) -> Path:
+    """Write ``model`` and ``tokenizer`` as one checkpoint directory (``hf:TARGET`` loads it).
+
+    A GGUF-loaded model (``gguf``) or a peft model (merged first) goes through
+    :func:`reasonloop.policy.gguf.save_checkpoint`: transformers' ``save_pretrained``
+    refuses the one and would write only the adapter of the other.
+    """
+    where = Path(target)
+    if gguf or hasattr(model, "peft_config"):
+        from reasonloop.policy.gguf import save_checkpoint
+
+        return save_checkpoint(model, tokenizer, where)
+    model.save_pretrained(where)
+    tokenizer.save_pretrained(where)
+    return where
+
+
+def save_trained(model: Any, tokenizer: Any, out: str | Path, source: ModelSource | None) -> dict[str, str | None]:
+    """Write what a run trained, loadable with ``--model MODEL [--adapter ADAPTER]``.
+
+    A peft model over a base that a model string names (``source``) is saved as its
+    adapter (``OUT/adapter``, safetensors); anything else as a whole checkpoint
+    (``OUT/model``, LoRA merged, see :func:`save_model`).
+
+    Args:
+        model: The trained model (peft-wrapped or not).
+        tokenizer: Its tokenizer.
+        out: Directory the result goes under.
+        source: Where the base came from; ``None`` for a model no path names (the toy).
+
+    Returns:
+        ``{"model": model string, "adapter": adapter directory or None}``.
+    """
+    root = Path(out)
+    if hasattr(model, "peft_config") and source is not None:
+        adapter = root / "adapter"
+        model.save_pretrained(str(adapter), safe_serialization=True)
+        return {"model": source.model, "adapter": str(adapter)}
+    target = save_model(model, tokenizer, root / "model", gguf=source is not None and source.gguf)
+    return {"model": f"hf:{target}", "adapter": None}
+
+
+def lora_config(cfg: LoraSection) -> Any:
+    """The peft ``LoraConfig`` of a config's ``optim.lora`` (what :func:`apply_lora` wraps with)."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                      target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
 
 
 def apply_lora(model: Any, cfg: LoraSection) -> Any:
     """Wrap ``model`` with peft LoRA adapters (only the adapters train)."""
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
-    lora = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                      target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
-    return get_peft_model(model, lora)
+    return get_peft_model(model, lora_config(cfg))
 
 
 def build_engine(model: Any, tokenizer: Any, cfg: ModelSection, *, prefix_reuse: bool = True,
                  kind: str = "prefix_reuse") -> Any:
-    """The rollout engine over the trainer's own model object (``prefix_reuse`` or ``batched``)."""
-    policy_config = HFPolicyConfig(device=cfg.device, template=cfg.template)
+    """The rollout engine over the trainer's own model object (``prefix_reuse`` or ``batched``);
+    trajectories name the model as ``--model`` does (``smollm2``, ``hf:PATH``)."""
+    name = resolve_model_path(cfg.path).model if cfg.kind == "hf" and cfg.path else None
+    policy_config = HFPolicyConfig(device=cfg.device, template=cfg.template, name=name)
     if kind == "batched":
         from reasonloop.training.batched import BatchedHFEngine
 
@@ -106,8 +185,8 @@ def build_engine(model: Any, tokenizer: Any, cfg: ModelSection, *, prefix_reuse:
 def build_agent(policy: Policy, tools: Sequence[Tool], cfg: RolloutSection) -> Agent:
     """The ReAct agent the rollouts run (the same builder users run)."""
     sampling = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens)
-    return build_react_agent(policy, list(tools), sampling=sampling, max_steps=cfg.max_steps,
-                             max_tool_calls=cfg.max_tool_calls, name="react")
+    return build_react_agent(policy, list(tools), system_prompt=cfg.system_prompt, sampling=sampling,
+                             max_steps=cfg.max_steps, max_tool_calls=cfg.max_tool_calls, name="react")
 
 
 def rollout_config(cfg: RolloutSection) -> RolloutConfig:

@@ -251,3 +251,44 @@ def test_adapter_needs_a_local_model() -> None:
 
     with pytest.raises(ConfigError, match="adapter"):
         load_policy("openai/gpt-4o-mini", adapter="somewhere")
+
+
+def test_trainer_on_the_smollm2_alias_trains_lora_and_saves_the_adapter(policy: Any, tmp_path: Path) -> None:
+    """``model: {path: smollm2}`` with LoRA: the rollouts use SmolLM2's own template, one
+    GRPO step moves the adapters, and the saved adapter on the GGUF base is the trained model."""
+    import torch
+
+    from reasonloop.policy.gguf import load_adapter
+    from reasonloop.training.config import load_config, resolve_model_path
+    from reasonloop.training.setup import save_trained
+    from reasonloop.training.trainer import Trainer
+
+    cfg = load_config({
+        "out_dir": str(tmp_path / "run"), "model": {"path": "smollm2", "device": "cpu"},
+        "task": {"suite": "arith", "n": 4},
+        "rollout": {"mode": "grpo", "group_size": 2, "max_tokens": 8, "max_steps": 1, "system_prompt": SYSTEM},
+        "algo": {"entropy_coef": 0.01},  # equal rewards give zero advantages; the bonus still moves the adapters
+        "optim": {"steps": 1, "prompts_per_step": 1, "lr": 1e-3,
+                  "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}},
+    })
+    assert (cfg.model.kind, cfg.model.template) == ("hf", None)  # the GGUF's own template
+    trainer = Trainer(cfg, model=copy.deepcopy(policy.model), tokenizer=policy.tokenizer)
+    assert trainer.engine.template.name == "smollm2" and trainer.engine.name == "smollm2"
+    metrics = trainer.train_step(1)  # no checkpoint: it would hold all 135M base weights
+    assert metrics["trajectories"] == 2 and metrics["sampled_tokens"] > 0
+    traj = trainer.last_groups[0].trajectories[0]
+    assert traj.model == "smollm2" and traj.messages[0] == {"role": "system", "content": SYSTEM}
+    decoded = policy.tokenizer.decode(traj.prompt_token_ids)
+    assert decoded.startswith(f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n")
+    saved = save_trained(trainer.model, trainer.tokenizer, tmp_path / "run", resolve_model_path("smollm2"))
+    assert saved["model"] == "smollm2" and saved["adapter"] == str(tmp_path / "run" / "adapter")
+    # What `--model smollm2 --adapter DIR` does once the GGUF is loaded: merge the adapter.
+    tuned = load_adapter(copy.deepcopy(policy.model), saved["adapter"])
+    ids = torch.tensor([policy.start([{"role": "user", "content": "What is 12 * 7?"}], [])])
+    with torch.no_grad():
+        want = trainer.model(input_ids=ids).logits
+        got = tuned(input_ids=ids).logits
+        base = policy.model(input_ids=ids).logits
+    assert float((got - want).abs().max()) < 1e-3  # merged weights: float32 rounding only
+    assert float((want - base).abs().max()) > 1e-4  # the step moved the adapters
+    trainer.engine.close()
