@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import array
 import json
+import os
 import signal
 import socket
 import tempfile
@@ -136,7 +137,10 @@ class Family:
         errfile = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the family, closed in shutdown()
         unsafe = sandbox.config.unsafe_no_sandbox
         site = list(spec.host_site) if unsafe else [SITE_PATH]
-        config = json.dumps({"site": site, "max_output_bytes": spec.max_output_bytes})
+        settings: dict[str, Any] = {"site": site, "max_output_bytes": spec.max_output_bytes}
+        if unsafe:  # nothing else ties an unsandboxed worker to this process
+            settings["parent"] = os.getpid()
+        config = json.dumps(settings)
         worker = spec.host_worker if unsafe else WORKER_PATH
         argv = [spec.python, "-I", "-S", "-B", worker, str(child_end.fileno()), config]
         try:
@@ -178,19 +182,17 @@ class Family:
         with self.lock:
             return [*self.workers, self.holder[0]]
 
-    def kill_worker(self, ns_pid: int) -> None:
-        """SIGKILL one worker and whatever its cells left running."""
+    def end_worker(self, ns_pid: int) -> None:
+        """End one branch: the whole sandbox when it was the last, else its worker and leftovers."""
         with self.lock:
             host = self.workers.pop(ns_pid, None)
+            last = not self.workers
+        if last:
+            self.shutdown()
+            return
         if host is not None and host > 0:
             kill_pids({host})
         self.enforce(ended_sessions={host} if host else set())
-
-    def release(self, ns_pid: int) -> bool:
-        """Forget a worker; returns True when it was the last one (the caller shuts down)."""
-        with self.lock:
-            self.workers.pop(ns_pid, None)
-            return not self.workers
 
     def enforce(self, *, ended_sessions: set[int] | None = None) -> int:
         """Kill processes that are neither the sandbox's own nor a live worker; returns the count."""
@@ -221,6 +223,10 @@ class Family:
         with self.lock:
             worker = self.workers.get(ns_pid, -1)
         return all(_running(pid) for pid in (self.holder[1], worker) if pid > 0)
+
+    def holder_alive(self) -> bool:
+        """Whether the process keeping the sandbox alive between branches still runs."""
+        return self.holder[1] <= 0 or _running(self.holder[1])
 
     def shutdown(self) -> None:
         self.proc.close()

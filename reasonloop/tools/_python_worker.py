@@ -14,18 +14,22 @@ over the AF_UNIX socket ``FD`` (never over stdout, which belongs to the user's c
 
 Output of the cell (Python-level and file-descriptor level, including subprocesses) goes to
 unlinked files in the private /tmp and is read back with a cap.
+
+Without a sandbox (the explicit unsafe mode) nothing else ties the workers to the host: the
+holder asks the kernel for a signal when the host dies (``PR_SET_PDEATHSIG``) and then kills
+every process under it, branches included (it is their subreaper).
 """
 
 from __future__ import annotations
 
-# Startup time is part of every new session: only C modules and json are imported
-# eagerly; shutil, linecache and traceback load when a fork or an exception needs them.
-import _ast
+# Startup time is part of every new session: only C modules are imported before the
+# hello (the json package alone, through re and enum, doubles the startup of a bare
+# interpreter); _ast loads while the host reads the hello, linecache and traceback when
+# an exception needs them.
+import _json
 import _signal
 import _socket
-import array
 import builtins
-import json
 import os
 import resource
 import sys
@@ -38,6 +42,48 @@ if MYPY:  # typing costs milliseconds of every session's startup; only the check
 __all__ = ["main"]
 
 _TRACEBACK_CAP = 20_000
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+class _Decoding:
+    """Settings of the C JSON scanner: standard JSON, the host's messages only."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float  # NaN, Infinity, -Infinity
+
+
+_scan = _json.make_scanner(_Decoding())  # type: ignore[arg-type]
+_quote = _json.encode_basestring_ascii
+
+
+def _loads(text: str) -> object:
+    try:
+        value, _ = _scan(text, 0)
+    except StopIteration as exc:
+        raise ValueError(f"not JSON at position {exc.value}") from None
+    return value
+
+
+def _dumps(obj: object) -> str:
+    """ASCII JSON of the replies' types (str, int, float, bool, None, dict, list)."""
+    if isinstance(obj, str):
+        return _quote(obj)
+    if obj is None or obj is True or obj is False:
+        return {None: "null", True: "true", False: "false"}[obj]
+    if isinstance(obj, int):
+        return int.__repr__(obj)
+    if isinstance(obj, float):
+        return float.__repr__(obj) if obj == obj and obj not in (float("inf"), float("-inf")) else "null"
+    if isinstance(obj, dict):
+        return "{" + ",".join(_quote(str(k)) + ":" + _dumps(v) for k, v in obj.items()) + "}"
+    if isinstance(obj, (list, tuple)):
+        return "[" + ",".join(_dumps(v) for v in obj) + "]"
+    raise TypeError(f"cannot encode {type(obj).__name__}")
 
 
 class _CappedStream:
@@ -113,9 +159,7 @@ class _Branch:
         if src_dir is None:
             os.mkdir(self.dir)
         else:
-            import shutil
-
-            shutil.copytree(src_dir, self.dir, symlinks=True)
+            _copy_tree(src_dir, self.dir)
         os.chdir(self.dir)
         os.environ["HOME"] = self.dir
         for target in (1, 2):
@@ -128,22 +172,58 @@ class _Branch:
         sys.stderr = _CappedStream(2, limit)  # type: ignore[assignment]
 
     def send(self, obj: dict[str, object]) -> None:
-        self.chan.sendall(json.dumps(obj, ensure_ascii=True).encode("ascii") + b"\n")
+        self.chan.sendall(_dumps(obj).encode("ascii") + b"\n")
 
     def recv(self) -> dict[str, object] | None:
         while b"\n" not in self.buf:
             data, anc, _, _ = self.chan.recvmsg(1 << 20, _socket.CMSG_SPACE(16))
             for level, kind, payload in anc:
                 if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                    fds = array.array("i")
-                    fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-                    self.fds.extend(fds)
+                    self.fds += [int.from_bytes(payload[i : i + 4], sys.byteorder, signed=True)
+                                 for i in range(0, len(payload) - 3, 4)]  # fmt: skip
             if not data:
                 return None
             self.buf += data
         line, _, self.buf = self.buf.partition(b"\n")
-        msg = json.loads(line)
+        msg = _loads(line.decode("utf-8"))
         return msg if isinstance(msg, dict) else {}
+
+
+def _copy_tree(src: str, dst: str) -> None:
+    """Copy a branch directory: files (contents, mode, times), directories, symlinks as links.
+
+    Other kinds (fifos, sockets) are skipped: opening a fifo would block the fork.
+    """
+    os.mkdir(dst)
+    with os.scandir(src) as entries:
+        for entry in entries:
+            target = os.path.join(dst, entry.name)
+            if entry.is_symlink():
+                os.symlink(os.readlink(entry.path), target)
+            elif entry.is_dir(follow_symlinks=False):
+                _copy_tree(entry.path, target)
+            elif entry.is_file(follow_symlinks=False):
+                _copy_file(entry.path, target)
+    st = os.stat(src)
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _copy_file(src: str, dst: str) -> None:
+    # O_NONBLOCK: another branch may have swapped the file for a fifo since the scan
+    fin = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fin)
+        if st.st_mode & 0o170000 != 0o100000:  # not a regular file (S_ISREG)
+            return
+        fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, st.st_mode & 0o7777)
+        try:
+            while os.sendfile(fout, fin, None, 1 << 30) > 0:
+                pass
+        finally:
+            os.close(fout)
+        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+    finally:
+        os.close(fin)
 
 
 def _read_back(fd: int, limit: int) -> tuple[str, bool]:
@@ -174,6 +254,8 @@ def _run_cell(
     code: str, n: int, ns: dict[str, object], cells: dict[str, str]
 ) -> tuple[str | None, dict[str, str] | None]:
     """Execute one cell; returns (repr of the last expression, error)."""
+    import _ast
+
     filename = f"<cell-{n}>"
     try:
         if len(cells) < 10_000:  # sources for tracebacks of functions defined in earlier cells
@@ -214,29 +296,40 @@ def _sweep(keep: set[int]) -> int:
     killed = 0
     for _ in range(50):
         _reap()
-        victims = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) in keep or entry == "1":
-                continue
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as fh:
-                    stat = fh.read()
-                fields = stat[stat.rfind(b")") + 2 :].split()
-                state, sid = fields[0], int(fields[3])
-            except (OSError, IndexError, ValueError):
-                continue
-            if state != b"Z" and (sid == me or sid not in keep):
-                victims.append(int(entry))
+        victims = [pid for pid, state, _, sid in _processes()
+                   if pid != 1 and pid not in keep and state != b"Z" and (sid == me or sid not in keep)]  # fmt: skip
         if not victims:
             break
-        for pid in victims:
-            try:
-                os.kill(pid, 9)
-                killed += 1
-            except OSError:
-                pass
+        killed += _kill_all(victims)
         time.sleep(0.001)
     _reap()
+    return killed
+
+
+def _processes() -> list[tuple[int, bytes, int, int]]:
+    """``(pid, state, parent pid, session id)`` of every process in /proc."""
+    rows = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+            fields = stat[stat.rfind(b")") + 2 :].split()
+            rows.append((int(entry), fields[0], int(fields[1]), int(fields[3])))
+        except (OSError, IndexError, ValueError):
+            continue
+    return rows
+
+
+def _kill_all(pids: list[int]) -> int:
+    killed = 0
+    for pid in pids:
+        try:
+            os.kill(pid, 9)
+            killed += 1
+        except OSError:
+            pass
     return killed
 
 
@@ -321,22 +414,70 @@ def _hold(fd: int) -> None:
             continue
 
 
+def _prctl(option: int, value: int) -> None:
+    import ctypes
+
+    if ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl({option}, {value}) failed")
+
+
+def _tie_holder(host: int) -> None:
+    """Without a sandbox: when the host dies, end this holder and every branch under it.
+
+    As a subreaper the holder keeps the branches whose parent worker was killed; the host's
+    death sends it SIGTERM, which it answers by killing all of them.
+    """
+    _signal.signal(_signal.SIGTERM, _end_everything)
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    _prctl(_PR_SET_PDEATHSIG, int(_signal.SIGTERM))
+    if os.getppid() != host:  # it died before the request took effect
+        _end_everything()
+
+
+def _end_everything(*_args: object) -> None:
+    for _ in range(50):
+        children: dict[int, list[int]] = {}
+        for pid, state, ppid, _sid in _processes():
+            if state != b"Z":
+                children.setdefault(ppid, []).append(pid)
+        below: list[int] = []
+        stack = [os.getpid()]
+        while stack:
+            kids = children.get(stack.pop(), [])
+            below += kids
+            stack += kids
+        if not _kill_all(below):
+            break
+        _reap()
+    os._exit(1)
+
+
 def main() -> None:
     fd = int(sys.argv[1])
-    config = json.loads(sys.argv[2])
+    config: Any = _loads(sys.argv[2])
     for site in reversed(config.get("site", [])):
         if os.path.isdir(site):
             sys.path.insert(0, site)
     _signal.signal(_signal.SIGXFSZ, _signal.SIG_IGN)  # a full file gives an error, not a dead worker
     os.set_inheritable(fd, False)
+    host = config.get("parent")
+    if host is not None:  # no sandbox: nothing else ends these processes with the host
+        _tie_holder(int(host))
     holder = os.getpid()
     if os.fork() != 0:
         _hold(fd)
+    if host is not None:
+        _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
+        _prctl(_PR_SET_PDEATHSIG, int(_signal.SIGKILL))
+        if os.getppid() != holder:
+            os._exit(1)
     os.setsid()
     chan = _socket.socket(fileno=fd)
     br = _Branch(chan, int(config.get("max_output_bytes", 1 << 20)), os.getcwd(), None)
     ns: dict[str, object] = {"__name__": "__main__", "__builtins__": builtins}
     br.send({"op": "hello", "pid": os.getpid(), "holder": holder})
+    import _ast  # noqa: F401 - the first cell needs it; load it while the host reads the hello
+
     while True:
         msg = br.recv()
         if msg is None or msg.get("op") == "exit":

@@ -9,12 +9,27 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import select
+import shutil
 import signal
+import subprocess
+import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Cgroup", "descendants", "host_pid_for_ns_pid", "kill_pids", "read_capped", "safe_read_file"]
+__all__ = [
+    "Cgroup",
+    "SandboxProcess",
+    "descendants",
+    "host_pid_for_ns_pid",
+    "kill_pids",
+    "parent_pid",
+    "read_capped",
+    "safe_read_file",
+    "wait_exit",
+]
 
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _COUNTER = itertools.count()
@@ -75,6 +90,12 @@ class Cgroup:
         """``cgroup.procs`` paths a new process writes its pid to, to join."""
         return [str(d / "cgroup.procs") for d in self.dirs]
 
+    def add(self, pid: int) -> None:
+        """Move process ``pid`` into this cgroup (its later children are born inside)."""
+        for procs in self.procs_files:
+            with open(procs, "w") as fh:
+                fh.write(str(pid))
+
     def pids(self) -> set[int]:
         """Host pids of every process in the sandbox (zombies excluded by the kernel)."""
         try:
@@ -117,18 +138,25 @@ def _ppid_map() -> dict[int, int]:
     """pid -> parent pid for every process visible on the host."""
     out: dict[int, int] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        # the command name may contain spaces and parentheses: parse after the last ')'
-        rest = stat[stat.rfind(b")") + 2 :].split()
-        if len(rest) > 1 and rest[0] != b"Z":
-            out[int(entry)] = int(rest[1])
+        if entry.isdigit() and (ppid := _ppid_of(entry)) is not None:
+            out[int(entry)] = ppid
     return out
+
+
+def parent_pid(pid: int) -> int | None:
+    """Parent pid of ``pid`` (``None`` when it is gone or a zombie)."""
+    return _ppid_of(str(pid))
+
+
+def _ppid_of(entry: str) -> int | None:
+    try:
+        with open(f"/proc/{entry}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    # the command name may contain spaces and parentheses: parse after the last ')'
+    rest = stat[stat.rfind(b")") + 2 :].split()
+    return int(rest[1]) if len(rest) > 1 and rest[0] != b"Z" else None
 
 
 def descendants(root: int) -> set[int]:
@@ -167,6 +195,109 @@ def kill_pids(pids: set[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+
+
+def wait_exit(popen: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    """Wait up to ``timeout_s`` for ``popen`` to exit and reap it; returns whether it did.
+
+    Sleeps on a pidfd, which wakes the moment the process exits; ``Popen.wait(timeout)``
+    polls with growing sleeps and returns up to several milliseconds late.
+    """
+    if popen.poll() is not None:
+        return True
+    try:
+        pidfd = os.pidfd_open(popen.pid)
+    except OSError:  # kernels before 5.3
+        try:
+            popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    try:
+        select.select([pidfd], [], [], max(timeout_s, 0.0))
+    finally:
+        os.close(pidfd)
+    return popen.poll() is not None
+
+
+class SandboxProcess:
+    """A running sandbox (persistent mode): kill it, list its processes, clean up."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], *, cgroup: Cgroup | None, init_pid: int | None,
+                 workdir: Path, owns_workdir: bool) -> None:  # fmt: skip
+        self.popen = popen
+        self.cgroup = cgroup
+        self.workdir = workdir
+        self._owns_workdir = owns_workdir
+        self._init_pid = init_pid
+        # a session that is dropped without close() (or left open at exit) still releases
+        # its processes, cgroup and work dir
+        self._finalizer = weakref.finalize(self, _release, popen, cgroup, init_pid, workdir if owns_workdir else None)
+
+    @property
+    def pid(self) -> int:
+        """Host pid of the outer ``bwrap`` process."""
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def init_pid(self) -> int | None:
+        """Host pid of the sandbox's pid-namespace init (``bwrap``'s reaper); ``None`` without one."""
+        return self._init_pid
+
+    def members(self) -> set[int]:
+        """Host pids of every live process of this sandbox, ``bwrap`` included."""
+        if not self.alive():
+            return set()
+        if self.cgroup is not None:
+            return self.cgroup.pids()
+        return descendants(self.pid) | {self.pid}
+
+    def kill(self) -> None:
+        """SIGKILL everything inside and reap ``bwrap`` (idempotent)."""
+        _terminate(self.popen, self.cgroup, self._init_pid)
+
+    def close(self) -> None:
+        """Kill, then remove the cgroup and (if this process made it) the work dir."""
+        self._finalizer.detach()
+        self.kill()
+        for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
+            if stream is not None:
+                stream.close()
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        if self._owns_workdir:
+            # Removing a directory tree can take milliseconds (ext4 mounted with `discard`),
+            # and nothing can use this one again: the sandbox is gone and the name unique.
+            # Not a daemon thread, so the interpreter waits for it at exit.
+            threading.Thread(target=shutil.rmtree, args=(self.workdir,), kwargs={"ignore_errors": True},
+                             name="reasonloop-sandbox-cleanup").start()  # fmt: skip
+
+
+def _terminate(popen: subprocess.Popen[bytes], cgroup: Cgroup | None, init_pid: int | None) -> None:
+    if popen.poll() is not None:
+        return
+    if init_pid is not None:
+        # Killing the namespace's init makes the kernel kill every process in it, and
+        # bwrap (its parent) reaps it, so nothing is orphaned to the host init. bwrap
+        # exits only after all of them are gone.
+        kill_pids({init_pid})
+        if wait_exit(popen, 0.5):
+            return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(popen.pid, signal.SIGKILL)
+    if cgroup is not None:
+        kill_pids(cgroup.pids())
+    popen.wait()
+
+
+def _release(popen: subprocess.Popen[bytes], cgroup: Cgroup | None, init_pid: int | None, workdir: Path | None) -> None:
+    _terminate(popen, cgroup, init_pid)
+    if cgroup is not None:
+        cgroup.remove()
+    if workdir is not None:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def read_capped(fd: int, limit: int) -> tuple[bytes, bool]:

@@ -16,6 +16,10 @@ the history in a new sandbox would isolate them but costs a new session plus the
 and code with side effects or randomness would not replay faithfully). Stateless mode
 starts a fresh sandbox per call.
 
+Sessions of a tool (:func:`python_tool`) start from a small pool of sandboxes that were
+started in the background (:mod:`._python_pool`; ``PythonConfig.pool_size``, 0 turns it
+off): each pooled sandbox serves exactly one session and is destroyed with it.
+
 Every call returns a :class:`CellResult` (tool calls: a ``ToolResult``): ``ok``, ``error``
 (the code raised; traceback trimmed to the cell), ``timeout`` (the session was killed and
 is restarted on the next call: its state is lost, and the result says so), ``crashed``
@@ -25,21 +29,19 @@ is restarted on the next call: its state is lost, and the result says so), ``cra
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 import socket
 import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from pathlib import Path
 
 from reasonloop.errors import ConfigError
-from reasonloop.tools._python_session import SITE_PATH, WORKER_PATH, Family, ProtocolError, WorkerChannel, WorkerSpec
+from reasonloop.tools._python_runtime import Runtime as _Runtime
+from reasonloop.tools._python_session import Family, ProtocolError, WorkerChannel
 from reasonloop.tools.base import Tool, ToolContext, tool
-from reasonloop.tools.sandbox import Sandbox, SandboxConfig, SandboxUnavailable
+from reasonloop.tools.sandbox import SandboxConfig, SandboxUnavailable
 from reasonloop.trajectory.schema import ToolResult, ToolStatus
 
 __all__ = [
@@ -75,10 +77,15 @@ class PythonConfig:
     """Interpreter to run inside (default: the one running this process)."""
     sandbox: SandboxConfig = field(default_factory=lambda: SandboxConfig(env=dict(_SANDBOX_ENV)))
     """Isolation limits; ``sandbox.max_output_bytes`` caps stdout and stderr of a call."""
+    pool_size: int = 2
+    """Sandboxes a tool keeps started in the background for its next sessions (each serves one
+    session and is never reused; 0 starts every session cold). Filling begins with the first session."""
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:
             raise ConfigError("PythonConfig.timeout_s must be > 0")
+        if self.pool_size < 0:
+            raise ConfigError("PythonConfig.pool_size must be >= 0")
         if self.max_code_chars < 1 or self.max_output_chars < 1:
             raise ConfigError("PythonConfig.max_code_chars and max_output_chars must be >= 1")
         if isinstance(self.packages, str):
@@ -159,67 +166,6 @@ class CellResult:
                           data=data)  # fmt: skip
 
 
-@functools.lru_cache(maxsize=32)
-def _package_binds(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """Read-only mounts for the distributions ``names`` and their requirements.
-
-    Cached: walking every installed file of numpy and sympy takes ~0.1 s, and every
-    new session of a configuration needs the same answer.
-    """
-    from importlib import metadata
-
-    binds: dict[str, str] = {}
-    seen: set[str] = set()
-    stack = [(n, True) for n in names]
-    while stack:
-        name, required = stack.pop()
-        key = re.sub(r"[-_.]+", "-", name).lower()
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            dist = metadata.distribution(name)
-        except metadata.PackageNotFoundError:
-            if required:
-                raise ConfigError(f"PythonConfig.packages: {name!r} is not installed for {sys.executable}") from None
-            continue
-        for entry in dist.files or ():
-            top = entry.parts[0] if entry.parts else ""
-            if not top or top in ("..", "__pycache__") or top.endswith((".dist-info", ".egg-info", ".pth")):
-                continue
-            host = Path(str(dist.locate_file(top)))
-            if host.exists() and "/" not in top:
-                binds[str(host)] = f"{SITE_PATH}/{top}"
-        for req in dist.requires or ():
-            if "extra ==" in req or "extra==" in req:
-                continue
-            match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", req)
-            if match:
-                stack.append((match.group(1), False))
-    return tuple(sorted(binds.items()))
-
-
-class _Runtime:
-    """What the sessions of one configuration share: the sandbox and the worker spec."""
-
-    def __init__(self, config: PythonConfig) -> None:
-        self.config = config
-        self.sandbox = Sandbox(config.sandbox)
-        exe = str(config.python)
-        prefix = Path(exe).resolve().parent.parent
-        binds: list[tuple[str, str]] = []
-        if not str(prefix).startswith("/usr/"):
-            binds.append((str(prefix), str(prefix)))
-        worker = str(Path(__file__).with_name("_python_worker.py"))
-        binds.append((worker, WORKER_PATH))
-        packages = _package_binds(tuple(config.packages))
-        binds += packages
-        cap = config.sandbox.max_output_bytes
-        self.spec = WorkerSpec(python=exe, ro_binds=tuple(binds), max_output_bytes=cap,
-                               max_reply_bytes=20 * cap + (1 << 20), host_worker=worker,
-                               host_site=tuple(sorted({str(Path(h).parent) for h, _ in packages})))  # fmt: skip
-
-
 class PythonSession:
     """A persistent interpreter in its own sandbox; thread-safe, one call at a time."""
 
@@ -272,12 +218,16 @@ class PythonSession:
                 )
                 reply = self._chan.recv(start + limit)
             except ProtocolError as exc:
+                # a cell that kills the sandbox's holder ends the sandbox, and with it the worker,
+                # often before the reply is out: say so rather than blame a limit
+                stopped = not exc.timed_out and not self._family.holder_alive()
                 self._drop()
                 if exc.timed_out:
                     return CellResult(status=CellStatus.TIMEOUT, duration_s=time.monotonic() - start, state_lost=True,
                                       message=f"timed out after {limit:g} s; {_LOST}")  # fmt: skip
+                why = "this call stopped the interpreter's sandbox" if stopped else f"{exc} (a memory, file or process limit?)"
                 return CellResult(status=CellStatus.CRASHED, duration_s=time.monotonic() - start, state_lost=True,
-                                  message=f"{exc} (a memory, file or process limit?); {_LOST}")  # fmt: skip
+                                  message=f"{why}; {_LOST}")  # fmt: skip
             self._family.enforce(ended_sessions={self._family.workers.get(self._ns_pid, -1)})
             result = _cell_from_reply(reply)
             if self._notice:
@@ -292,7 +242,7 @@ class PythonSession:
         if self._family is not None:
             return None
         try:
-            self._family, self._chan, self._ns_pid = Family.start(self._rt.sandbox, self._rt.spec)
+            self._family, self._chan, self._ns_pid = self._rt.start()
         except SandboxUnavailable as exc:
             return CellResult(status=CellStatus.REFUSED, message=f"no sandbox: {exc}")
         except (ProtocolError, OSError) as exc:
@@ -305,11 +255,9 @@ class PythonSession:
         self._family, self._chan = None, None
         if family is None:
             return
-        family.kill_worker(ns_pid)
+        family.end_worker(ns_pid)
         if chan is not None:
             chan.close()
-        if family.release(ns_pid):
-            family.shutdown()
 
     def fork(self) -> PythonSession:
         """An independent copy: same variables, imports and files; later changes do not mix."""
@@ -364,15 +312,20 @@ def _cell_from_reply(reply: dict[str, object]) -> CellResult:
         error_type=str(err["type"]) if err else None, error_message=str(err.get("message", "")) if err else None,
         traceback=str(err.get("traceback", "")) if err else None,
         stdout_truncated=bool(reply.get("stdout_truncated")), stderr_truncated=bool(reply.get("stderr_truncated")),
-        duration_s=float(reply.get("duration_s", 0.0)),  # type: ignore[arg-type]
+        duration_s=_as_float(reply.get("duration_s")),
     )  # fmt: skip
+
+
+def _as_float(value: object) -> float:
+    """A number from the worker's reply (which the host does not trust), else 0."""
+    return float(value) if isinstance(value, int | float) and value == value else 0.0
 
 
 class PythonSessionFactory:
     """:class:`~reasonloop.tools.base.SessionFactory` of interpreter sessions (one per episode)."""
 
     def __init__(self, config: PythonConfig | None = None) -> None:
-        self.runtime = _Runtime(config or PythonConfig())
+        self.runtime = _Runtime(config or PythonConfig(), pooled=True)
 
     def open(self) -> PythonSession:
         return PythonSession(self.runtime)

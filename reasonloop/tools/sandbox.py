@@ -8,10 +8,11 @@ Isolation (see ``SECURITY.md``): bubblewrap with every namespace unshared (no ne
 own pid/ipc/uts/cgroup namespaces, a user namespace that cannot nest another one), all
 capabilities dropped, a cleared environment, read-only ``/usr`` and interpreter, a
 size-capped private ``/tmp``, the per-session work dir (mounted at ``/work``) as the only
-writable bind, no ``/sys``; a seccomp deny list (:mod:`._sandbox_seccomp`); rlimits set by
-``prlimit`` before ``bwrap`` runs; memory and pids limits in a per-sandbox cgroup where
-one is writable. ``bwrap`` itself starts with a scrubbed environment so the host's secrets
-are not readable through ``/proc/1/environ`` inside.
+writable bind, no ``/sys``; a seccomp deny list (:mod:`._sandbox_seccomp`); hard rlimits
+and, where a cgroup is writable, memory and pids limits for the whole sandbox, both put
+on ``bwrap``'s child before it starts the command (:mod:`._sandbox_launch`). ``bwrap``
+itself starts with a scrubbed environment so the host's secrets are not readable through
+``/proc/1/environ`` inside.
 
 The parent enforces a wall-clock deadline by killing the sandbox's init process (the
 kernel then kills everything in the pid namespace and ``bwrap`` reaps it, so no zombie is
@@ -25,23 +26,31 @@ message that says how to fix it. ``SandboxConfig(unsafe_no_sandbox=True)`` (or
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import os
-import selectors
 import shutil
-import signal
 import subprocess
 import tempfile
+import threading
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from reasonloop.errors import ConfigError
-from reasonloop.tools._sandbox_proc import Cgroup, descendants, kill_pids, safe_read_file
+from reasonloop.tools._sandbox_io import communicate, echo
+from reasonloop.tools._sandbox_launch import (
+    LAUNCH_FLAGS,
+    SANDBOX_WORKDIR,
+    bwrap_args,
+    hand_over,
+    prlimit_prefix,
+    rlimits,
+    set_rlimits,
+)
+from reasonloop.tools._sandbox_proc import Cgroup, SandboxProcess, safe_read_file
 from reasonloop.tools._sandbox_seccomp import SeccompUnsupported, build_filter
 
 __all__ = [
@@ -57,10 +66,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SANDBOX_WORKDIR = "/work"
-"""Where the per-session work dir appears inside the sandbox."""
 UNSAFE_ENV_VAR = "REASONLOOP_UNSAFE_NO_SANDBOX"
 _HOST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+_LAUNCH_TIMEOUT_S = 30.0
 _INSTALL_HINT = (
     "install bubblewrap (`sudo apt-get install bubblewrap`, or `make setup`) and make sure user namespaces "
     "are enabled (`sysctl user.max_user_namespaces` > 0; on Ubuntu 24.04+ also "
@@ -168,102 +176,6 @@ def read_output_file(workdir: str | os.PathLike[str], relpath: str, *, max_bytes
     return safe_read_file(workdir, relpath, max_bytes=max_bytes)
 
 
-class SandboxProcess:
-    """A running sandbox (persistent mode): kill it, list its processes, clean up."""
-
-    def __init__(self, popen: subprocess.Popen[bytes], *, cgroup: Cgroup | None, info_fd: int | None,
-                 workdir: Path, owns_workdir: bool) -> None:  # fmt: skip
-        self.popen = popen
-        self.cgroup = cgroup
-        self.workdir = workdir
-        self._owns_workdir = owns_workdir
-        self._info_fd = info_fd
-        self._init_pid: int | None = None
-        # a session that is dropped without close() (or left open at exit) still releases
-        # its processes, cgroup and work dir
-        self._finalizer = weakref.finalize(self, _release, popen, cgroup, workdir if owns_workdir else None)
-
-    @property
-    def pid(self) -> int:
-        """Host pid of the outer ``bwrap`` process."""
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def init_pid(self) -> int | None:
-        """Host pid of the sandbox's pid-namespace init (``bwrap``'s reaper)."""
-        if self._init_pid is None and self._info_fd is not None:
-            try:
-                raw = os.read(self._info_fd, 4096)
-                self._init_pid = int(json.loads(raw.decode())["child-pid"])
-            except (OSError, ValueError, KeyError, TypeError):
-                return None
-            finally:
-                os.close(self._info_fd)
-                self._info_fd = None
-        return self._init_pid
-
-    def members(self) -> set[int]:
-        """Host pids of every live process of this sandbox, ``bwrap`` included."""
-        if not self.alive():
-            return set()
-        if self.cgroup is not None:
-            return self.cgroup.pids()
-        return descendants(self.pid) | {self.pid}
-
-    def kill(self) -> None:
-        """SIGKILL everything inside and reap ``bwrap`` (idempotent)."""
-        if self.popen.poll() is None:
-            init = self.init_pid()
-            if init is not None:
-                # Killing the namespace's init makes the kernel kill every process in it,
-                # and bwrap (its parent) reaps it, so nothing is orphaned to the host init.
-                kill_pids({init})
-                try:
-                    self.popen.wait(timeout=0.5)
-                except subprocess.TimeoutExpired:
-                    pass
-            if self.popen.poll() is None:
-                try:
-                    os.killpg(self.popen.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                if self.cgroup is not None:
-                    kill_pids(self.cgroup.pids())
-                self.popen.wait()
-
-    def close(self) -> None:
-        """Kill, then remove the cgroup and (if this process made it) the work dir."""
-        self._finalizer.detach()
-        self.kill()
-        if self._info_fd is not None:
-            os.close(self._info_fd)
-            self._info_fd = None
-        for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
-            if stream is not None:
-                stream.close()
-        if self.cgroup is not None:
-            self.cgroup.remove()
-        if self._owns_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-def _release(popen: subprocess.Popen[bytes], cgroup: Cgroup | None, workdir: Path | None) -> None:
-    if popen.poll() is None:
-        try:
-            os.killpg(popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if cgroup is not None:
-            kill_pids(cgroup.pids())
-        popen.wait()
-    if cgroup is not None:
-        cgroup.remove()
-    if workdir is not None:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
 class Sandbox:
     """Runs commands under the isolation described in the module docstring."""
 
@@ -272,6 +184,9 @@ class Sandbox:
         self._probe: str | bool | None = False  # False: not probed yet
         self._features: set[str] = set()
         self._prlimit = shutil.which("prlimit", path=_HOST_ENV["PATH"])
+        self._probe_lock = threading.Lock()
+        self._limits_by_exec = False
+        """Whether ``prlimit`` sets the rlimits before ``bwrap`` runs (a setuid ``bwrap``)."""
         self.notes: list[str] = []
 
     # -- availability -------------------------------------------------------------------------
@@ -280,8 +195,9 @@ class Sandbox:
         """``None`` when sandboxes can start here, else why not and how to fix it (probed once)."""
         if self.config.unsafe_no_sandbox:
             return None
-        if self._probe is False:
-            self._probe = self._run_probe()
+        with self._probe_lock:
+            if self._probe is False:
+                self._probe = self._run_probe()
         return self._probe if isinstance(self._probe, str) else None
 
     def _run_probe(self) -> str | None:
@@ -293,16 +209,32 @@ class Sandbox:
             helptext = subprocess.run([exe, "--help"], capture_output=True, text=True, env=_HOST_ENV, timeout=10).stdout
         except (OSError, subprocess.SubprocessError) as exc:
             return f"cannot run {exe}: {exc}; {_INSTALL_HINT}"
-        self._features = {flag for flag in ("--disable-userns", "--size", "--info-fd") if flag in helptext}
+        if not all(flag in helptext for flag in LAUNCH_FLAGS):
+            return f"bubblewrap at {exe} is too old (no {' or '.join(LAUNCH_FLAGS)}); {_INSTALL_HINT}"
+        self._features = {flag for flag in ("--disable-userns", "--size") if flag in helptext}
         if "--disable-userns" not in self._features:
             self.notes.append("bwrap is older than 0.8: nested user namespaces are blocked by seccomp only")
-        argv = [exe, "--unshare-all", "--unshare-user", "--die-with-parent", "--ro-bind", "/usr", "/usr",
-                *self._lib_links(), "--", "/usr/bin/true"]  # fmt: skip
-        if not Path("/usr/bin/true").exists():
-            argv[-1] = "/bin/true"
-        proc = subprocess.run(argv, capture_output=True, text=True, env=_HOST_ENV, timeout=30)
-        if proc.returncode != 0:
-            return f"bubblewrap cannot create namespaces here ({proc.stderr.strip()[:300]}); {_INSTALL_HINT}"
+        with tempfile.TemporaryDirectory(prefix="reasonloop-probe-", dir=self.config.work_root) as wd:
+            try:
+                # cat echoes a line back: proof the command runs, and it is still running when
+                # the sandbox is killed (bwrap then reaps its init; a command that exits on its
+                # own can leave the init to the host's init)
+                proc = self._launch(["/usr/bin/cat" if Path("/usr/bin/cat").exists() else "/bin/cat"], Path(wd), (), None,
+                                    (), subprocess.PIPE, subprocess.PIPE, subprocess.PIPE)  # fmt: skip
+            except PermissionError as exc:
+                # setuid bubblewrap: its child is not ours to limit; prlimit applies the limits before bwrap
+                if self._prlimit is None or self._limits_by_exec:
+                    return f"cannot put rlimits on the sandbox ({exc}); install prlimit (util-linux); {_INSTALL_HINT}"
+                self._limits_by_exec = True
+                return self._run_probe()
+            except OSError as exc:
+                return f"bubblewrap cannot create namespaces here ({str(exc)[:300]}); {_INSTALL_HINT}"
+            echoed = echo(proc.popen, b"ok\n", timeout_s=_LAUNCH_TIMEOUT_S)
+            proc.kill()
+            err = proc.popen.stderr.read(4000) if proc.popen.stderr is not None and echoed != b"ok\n" else b""
+            proc.close()
+        if echoed != b"ok\n":
+            return f"bubblewrap cannot start a sandbox here ({err.decode(errors='replace').strip()[:300]}); {_INSTALL_HINT}"
         return None
 
     def require(self) -> None:
@@ -311,70 +243,11 @@ class Sandbox:
         if reason is not None:
             raise SandboxUnavailable(reason)
 
-    # -- command construction -----------------------------------------------------------------
-
-    @staticmethod
-    def _lib_links() -> list[str]:
-        args: list[str] = []
-        for name in ("bin", "sbin", "lib", "lib64", "lib32", "libx32"):
-            host = Path("/") / name
-            if host.is_symlink():
-                args += ["--symlink", os.readlink(host), f"/{name}"]
-            elif host.is_dir():
-                args += ["--ro-bind", str(host), f"/{name}"]
-        return args
-
     def _sandbox_env(self) -> dict[str, str]:
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": SANDBOX_WORKDIR, "USER": "sandbox",
                "TMPDIR": "/tmp"}  # fmt: skip
         env.update(self.config.env)
         return env
-
-    def _bwrap_args(self, workdir: Path, ro_binds: Sequence[tuple[str, str]], seccomp_fd: int | None,
-                    info_fd: int | None) -> list[str]:  # fmt: skip
-        cfg = self.config
-        a = [cfg.bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--clearenv",
-             "--cap-drop", "ALL", "--uid", str(cfg.uid), "--gid", str(cfg.uid), "--hostname", cfg.hostname]  # fmt: skip
-        if "--disable-userns" in self._features:
-            a.append("--disable-userns")
-        a += ["--ro-bind", "/usr", "/usr", *self._lib_links()]
-        for etc in ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives"):
-            a += ["--ro-bind-try", etc, etc]
-        for host, inside in (*cfg.ro_binds, *ro_binds):
-            a += ["--ro-bind", str(host), str(inside)]
-        size = ["--size", str(cfg.tmp_size_mb << 20)] if "--size" in self._features else []
-        a += ["--proc", "/proc", "--dev", "/dev", *size, "--tmpfs", "/tmp", *size, "--tmpfs", "/dev/shm"]
-        a += ["--bind", str(workdir), SANDBOX_WORKDIR, "--chdir", SANDBOX_WORKDIR]
-        a += ["--remount-ro", "/"]  # the root tmpfs has no size cap: nothing may be written there
-        for key, value in self._sandbox_env().items():
-            a += ["--setenv", key, value]
-        if seccomp_fd is not None:
-            a += ["--seccomp", str(seccomp_fd)]
-        if info_fd is not None:
-            a += ["--info-fd", str(info_fd)]
-        return [*a, "--"]
-
-    def _limit_args(self, cgroup: Cgroup | None) -> list[str]:
-        cfg = self.config
-        prefix: list[str] = []
-        if cgroup is not None:
-            # join the cgroup before bwrap forks, so every sandbox process is accounted
-            script = 'IFS=:; for f in $1; do echo $$ > "$f" || exit 125; done; shift; exec "$@"'
-            prefix += ["/bin/sh", "-c", script, "sh", ":".join(cgroup.procs_files)]
-        if self._prlimit is not None:
-            prefix += [self._prlimit, f"--as={cfg.memory_mb << 20}", f"--cpu={cfg.cpu_s}",
-                       f"--fsize={cfg.file_size_mb << 20}", f"--nofile={cfg.max_open_files}", "--core=0", "--"]  # fmt: skip
-        return prefix
-
-    def _preexec(self) -> None:
-        """rlimits in the child when ``prlimit`` is missing (slower: forces fork over vfork)."""
-        import resource
-
-        cfg = self.config
-        for res, value in ((resource.RLIMIT_AS, cfg.memory_mb << 20), (resource.RLIMIT_CPU, cfg.cpu_s),
-                           (resource.RLIMIT_FSIZE, cfg.file_size_mb << 20),
-                           (resource.RLIMIT_NOFILE, cfg.max_open_files), (resource.RLIMIT_CORE, 0)):  # fmt: skip
-            resource.setrlimit(res, (value, value))
 
     # -- running ------------------------------------------------------------------------------
 
@@ -386,55 +259,80 @@ class Sandbox:
 
         Raises:
             SandboxUnavailable: isolation cannot be set up here (nothing was started).
+            OSError: this sandbox failed to start (nothing of ``argv`` ran).
         """
         self.require()
         owns = workdir is None
         wd = Path(tempfile.mkdtemp(prefix="reasonloop-sbx-", dir=self.config.work_root)) if owns else Path(workdir)  # type: ignore[arg-type]
         cgroup: Cgroup | None = None
-        if self.config.cgroup and not self.config.unsafe_no_sandbox:
-            cgroup, reason = Cgroup.create(
-                memory_bytes=self.config.total_memory_mb << 20, max_pids=self.config.max_pids
-            )
-            if cgroup is None and reason not in self.notes:
-                self.notes.append(f"cgroup limits skipped: {reason}")
-        fds_to_close: list[int] = []
         try:
             if self.config.unsafe_no_sandbox:
-                logger.warning("UNSAFE: running model-written code WITHOUT a sandbox (%s=1 or unsafe_no_sandbox=True)",
-                               UNSAFE_ENV_VAR)  # fmt: skip
-                cmd, env, info_r = [*self._limit_args(None), *argv], {**_HOST_ENV, **self._sandbox_env(),
-                                                                      "HOME": str(wd)}, None  # fmt: skip
-            else:
-                seccomp_fd = self._seccomp_fd()
-                if seccomp_fd is not None:
-                    fds_to_close.append(seccomp_fd)
-                info_r, info_w = os.pipe() if "--info-fd" in self._features else (None, None)
-                if info_w is not None:
-                    fds_to_close.append(info_w)
-                cmd = [*self._limit_args(cgroup), *self._bwrap_args(wd, ro_binds, seccomp_fd, info_w), *argv]
-                env = dict(_HOST_ENV)
-            popen = subprocess.Popen(
-                cmd,
-                stdin=stdin,
-                stdout=stdout,
-                stderr=stderr,
-                env=env,
-                close_fds=True,
-                pass_fds=(*fds_to_close, *pass_fds),
-                start_new_session=True,
-                cwd=str(wd) if self.config.unsafe_no_sandbox else "/",
-                preexec_fn=self._preexec if self._prlimit is None else None,
-            )
+                return self._spawn_unsafe(argv, wd, owns, pass_fds, stdin, stdout, stderr)
+            if self.config.cgroup:
+                cgroup, reason = Cgroup.create(memory_bytes=self.config.total_memory_mb << 20,
+                                               max_pids=self.config.max_pids)  # fmt: skip
+                if cgroup is None and reason not in self.notes:
+                    self.notes.append(f"cgroup limits skipped: {reason}")
+            return self._launch(argv, wd, ro_binds, cgroup, pass_fds, stdin, stdout, stderr, owns=owns)
         except BaseException:
             if cgroup is not None:
                 cgroup.remove()
             if owns:
                 shutil.rmtree(wd, ignore_errors=True)
             raise
-        finally:
-            for fd in fds_to_close:
+
+    def _launch(self, argv: Sequence[str], wd: Path, ro_binds: Sequence[tuple[str, str]], cgroup: Cgroup | None,
+                pass_fds: Sequence[int], stdin: int | None, stdout: int | None, stderr: int | None, *,
+                owns: bool = False) -> SandboxProcess:  # fmt: skip
+        """Start ``bwrap`` and hand its child the cgroup and rlimits (see :mod:`._sandbox_launch`)."""
+        info_r, info_w = os.pipe()
+        block_r, block_w = os.pipe()
+        fds = {"--info-fd": info_w, "--block-fd": block_r}
+        seccomp_fd = self._seccomp_fd()
+        if seccomp_fd is not None:
+            fds["--seccomp"] = seccomp_fd
+        prefix = prlimit_prefix(self.config, self._prlimit) if self._limits_by_exec and self._prlimit else []
+        cmd = [*prefix, *bwrap_args(self.config, self._features, workdir=wd, ro_binds=ro_binds,
+                                    env=self._sandbox_env(), fds=fds), *argv]  # fmt: skip
+        try:
+            popen = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, env=dict(_HOST_ENV), close_fds=True,
+                                     pass_fds=(*fds.values(), *pass_fds), start_new_session=True, cwd="/")  # fmt: skip
+        except BaseException:
+            for fd in (info_r, block_w):
                 os.close(fd)
-        return SandboxProcess(popen, cgroup=cgroup, info_fd=info_r, workdir=wd, owns_workdir=owns)
+            raise
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+        try:
+            limits = [] if self._limits_by_exec else rlimits(self.config)
+            init = hand_over(popen, info_r, block_w, cgroup=cgroup, limits=limits, timeout_s=_LAUNCH_TIMEOUT_S)
+        except BaseException as exc:
+            proc = SandboxProcess(popen, cgroup=None, init_pid=None, workdir=wd, owns_workdir=False)
+            proc.kill()
+            detail = popen.stderr.read(2000).decode("utf-8", "replace").strip() if popen.stderr is not None else ""
+            proc.close()
+            if isinstance(exc, OSError) and detail:
+                raise OSError(exc.errno, f"{exc.strerror or exc}: {detail}") from exc
+            raise
+        finally:
+            os.close(info_r)
+            os.close(block_w)
+        return SandboxProcess(popen, cgroup=cgroup, init_pid=init, workdir=wd, owns_workdir=owns)
+
+    def _spawn_unsafe(self, argv: Sequence[str], wd: Path, owns: bool, pass_fds: Sequence[int], stdin: int | None,
+                      stdout: int | None, stderr: int | None) -> SandboxProcess:  # fmt: skip
+        logger.warning("UNSAFE: running model-written code WITHOUT a sandbox (%s=1 or unsafe_no_sandbox=True)",
+                       UNSAFE_ENV_VAR)  # fmt: skip
+        prefix = prlimit_prefix(self.config, self._prlimit) if self._prlimit else []
+        popen = subprocess.Popen(
+            [*prefix, *argv], stdin=stdin, stdout=stdout, stderr=stderr,
+            env={**_HOST_ENV, **self._sandbox_env(), "HOME": str(wd)}, close_fds=True, pass_fds=tuple(pass_fds),
+            start_new_session=True, cwd=str(wd),
+            # without prlimit the limits are set between fork and exec (slower: forces fork over vfork)
+            preexec_fn=None if self._prlimit else functools.partial(set_rlimits, self.config),
+        )  # fmt: skip
+        return SandboxProcess(popen, cgroup=None, init_pid=None, workdir=wd, owns_workdir=owns)
 
     def _seccomp_fd(self) -> int | None:
         if not self.config.seccomp:
@@ -471,7 +369,7 @@ class Sandbox:
             return SandboxResult(status=SandboxStatus.REFUSED, killed_reason=str(exc), notes=list(self.notes))
         try:
             data = stdin.encode("utf-8", "surrogateescape") if isinstance(stdin, str) else (stdin or b"")
-            out, err, timed_out = _communicate(proc.popen, data, start + limit, self.config.max_output_bytes)
+            out, err, timed_out = communicate(proc.popen, data, start + limit, self.config.max_output_bytes)
             if timed_out:
                 proc.kill()
         finally:
@@ -488,57 +386,3 @@ class Sandbox:
             stdout_truncated=out[1], stderr_truncated=err[1], duration_s=time.monotonic() - start,
             killed_reason=f"wall-clock limit of {limit:g} s" if timed_out else None, notes=list(self.notes),
         )  # fmt: skip
-
-
-def _communicate(
-    popen: subprocess.Popen[bytes], data: bytes, deadline: float, cap: int
-) -> tuple[tuple[bytes, bool], tuple[bytes, bool], bool]:
-    """Feed stdin, read capped stdout/stderr until exit or ``deadline``; returns (out, err, timed_out)."""
-    assert popen.stdin is not None and popen.stdout is not None and popen.stderr is not None
-    out_fd, err_fd, wfd = popen.stdout.fileno(), popen.stderr.fileno(), popen.stdin.fileno()
-    bufs = {out_fd: bytearray(), err_fd: bytearray()}
-    over = dict.fromkeys(bufs, False)
-    sel = selectors.DefaultSelector()
-    for fd in bufs:
-        os.set_blocking(fd, False)
-        sel.register(fd, selectors.EVENT_READ)
-    view = memoryview(data)
-    if view:
-        os.set_blocking(wfd, False)
-        sel.register(wfd, selectors.EVENT_WRITE)
-    else:
-        popen.stdin.close()
-    open_reads, timed_out = 2, False
-    while open_reads and not timed_out:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            timed_out = True
-            break
-        for key, _ in sel.select(timeout=min(remaining, 0.5)):
-            fd = key.fd
-            if fd == wfd:
-                try:
-                    view = view[os.write(fd, view[: 1 << 16]) :]
-                except BlockingIOError:
-                    continue
-                except BrokenPipeError:  # the program stopped reading: drop the rest
-                    view = view[:0]
-                if not view:
-                    sel.unregister(fd)
-                    popen.stdin.close()
-                continue
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                sel.unregister(fd)
-                open_reads -= 1
-                continue
-            room = cap - len(bufs[fd])
-            bufs[fd] += chunk[: max(room, 0)]
-            over[fd] = over[fd] or len(chunk) > room
-    sel.close()
-    if not timed_out:
-        try:
-            popen.wait(timeout=max(deadline - time.monotonic(), 0.01))
-        except subprocess.TimeoutExpired:
-            timed_out = True
-    return (bytes(bufs[out_fd]), over[out_fd]), (bytes(bufs[err_fd]), over[err_fd]), timed_out

@@ -76,6 +76,16 @@ def test_fork_copies_state_and_then_diverges(session: PythonSession) -> None:
         child.close()
 
 
+def test_fork_copies_the_branch_directory_tree(session: PythonSession) -> None:
+    setup = ("import os\nos.makedirs('d/e')\nopen('d/e/f.txt', 'w').write('deep')\nos.chmod('d/e/f.txt', 0o640)\n"
+             "os.symlink('d/e/f.txt', 'link')\nos.mkfifo('pipe')\nos.utime('d/e/f.txt', (1, 2))")  # fmt: skip
+    assert session.run(setup).status is CellStatus.OK
+    with session.fork() as child:
+        check = ("import os, stat\n[open('link').read(), os.readlink('link'), oct(os.stat('d/e/f.txt').st_mode & 0o777),"
+                 " os.stat('d/e/f.txt').st_mtime, os.path.exists('pipe')]")  # fmt: skip
+        assert child.run(check).display == "['deep', 'd/e/f.txt', '0o640', 2.0, False]"
+
+
 def test_stateless_mode_forgets_between_calls(sandbox_required: None) -> None:
     assert run_python("x = 5\nx").display == "5"
     assert run_python("x").error_type == "NameError"

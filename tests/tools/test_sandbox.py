@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from reasonloop.errors import ConfigError
+from reasonloop.tools._sandbox_proc import descendants
 from reasonloop.tools._sandbox_seccomp import SeccompUnsupported, build_filter
 from reasonloop.tools.sandbox import Sandbox, SandboxConfig, SandboxStatus, SandboxUnavailable
 
@@ -95,3 +96,35 @@ def test_seccomp_program_shape() -> None:
     assert build_filter("aarch64") != program
     with pytest.raises(SeccompUnsupported):
         build_filter("sparc")
+
+
+def test_rlimits_are_hard_and_cannot_be_raised_inside(sandbox_required: None) -> None:
+    sb = Sandbox(SandboxConfig(max_open_files=100, memory_mb=1500, ro_binds=((PREFIX, PREFIX),)))
+    code = ("import resource as r\n"
+            "print(r.getrlimit(r.RLIMIT_NOFILE), r.getrlimit(r.RLIMIT_AS)[1] >> 20, r.getrlimit(r.RLIMIT_CORE))\n"
+            "try:\n    r.setrlimit(r.RLIMIT_NOFILE, (512, 512))\nexcept (ValueError, OSError) as e:\n"
+            "    print(type(e).__name__)")  # fmt: skip
+    result = sb.run(_py(code))
+    assert result.stdout == "(100, 100) 1500 (0, 0)\nValueError\n", result
+
+
+def test_every_sandbox_process_is_in_its_cgroup(sandbox: Sandbox, procs) -> None:  # type: ignore[no-untyped-def]
+    proc = sandbox.spawn(_py("import subprocess, time\nsubprocess.Popen(['sleep', '30'])\ntime.sleep(30)"))
+    try:
+        if proc.cgroup is None:
+            pytest.skip(f"no writable cgroup here: {sandbox.notes}")
+        deadline = time.monotonic() + 10
+        while len(descendants(proc.pid)) < 3 and time.monotonic() < deadline:  # init, python, sleep
+            time.sleep(0.01)
+        inside = descendants(proc.pid)
+        assert len(inside) >= 3 and proc.init_pid() in inside
+        assert inside | {proc.pid} <= proc.members()
+    finally:
+        proc.close()
+    assert not procs.alive(inside)
+
+
+def test_a_sandbox_that_fails_to_set_up_runs_nothing_and_says_why(sandbox: Sandbox) -> None:
+    result = sandbox.run(_py("print('ran')"), ro_binds=(("/nonexistent-reasonloop-path", "/x"),))
+    assert result.status in (SandboxStatus.ERROR, SandboxStatus.REFUSED) and "ran" not in result.stdout
+    assert "nonexistent-reasonloop-path" in result.stderr + (result.killed_reason or "")
