@@ -2,7 +2,8 @@
 advantages, losses, the trainer, checkpoints, SFT and export.
 
 ``import reasonloop.training`` stays free of torch: the torch-backed names
-(``Trainer``, ``HFEngine``, ``BatchedHFEngine``, ``ServerEngine``) load on first access.
+(``Trainer``, ``HFEngine``, ``BatchedHFEngine``, ``ServerEngine``, ``VLLMEngine``) load on first
+access.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "RewardStack",
     "RolloutConfig",
     "ServerEngine",
+    "VLLMEngine",
     "TrainConfig",
     "Trainer",
     "config_hash",
@@ -46,6 +48,7 @@ _LAZY = {
     "HFEngine": "reasonloop.training.engine",
     "BatchedHFEngine": "reasonloop.training.batched",
     "ServerEngine": "reasonloop.training.server_engine",
+    "VLLMEngine": "reasonloop.training.vllm_engine",
 }
 
 

@@ -182,9 +182,11 @@ class RolloutSection(_Section):
     system_prompt: str | None = None
     """System message before every prompt. A template that never renders the tool schemas
     (``smollm2``) leaves the model to learn the call format from here."""
-    engine: Literal["prefix_reuse", "batched"] = "prefix_reuse"
+    engine: Literal["prefix_reuse", "batched", "vllm", "server"] = "prefix_reuse"
     """``prefix_reuse``: one turn at a time, shared prefixes' KV caches reused;
-    ``batched``: concurrent turns sampled together (no cross-call cache)."""
+    ``batched``: concurrent turns sampled together (no cross-call cache);
+    ``vllm``: an in-process vLLM on the GPU, weights pushed after every step (section ``vllm``);
+    ``server``: an OpenAI-compatible completions server (section ``server``)."""
 
 
 class EMPGSection(_Section):
@@ -261,6 +263,48 @@ class LoggingSection(_Section):
     plots: bool = True
 
 
+class VLLMSection(_Section):
+    """The in-process vLLM engine (``rollout.engine: vllm``; fields of ``VLLMConfig``)."""
+
+    model_path: str | None = None
+    """Checkpoint vLLM loads; ``None``: the trainer's config and tokenizer, dummy weights, then a push."""
+    gpu_memory_utilization: float = Field(default=0.4, gt=0, le=1)
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    enforce_eager: bool = False
+    max_model_len: int | None = Field(default=None, ge=2)
+    top_logprobs: int = Field(default=5, ge=1)
+    seed: int = 0
+    logprobs_mode: str | None = None
+    prefix_caching: bool = True
+
+
+class WeightSyncSection(_Section):
+    """How a server's weights follow the trainer's (fields of ``WeightSyncConfig``)."""
+
+    kind: Literal["none", "lora_reload", "checkpoint_reload"] = "none"
+    """``none`` (off-policy, reported as ``engine_weight_lag``), ``lora_reload`` (vLLM's
+    ``/v1/load_lora_adapter``) or ``checkpoint_reload`` (vLLM's disk weight transfer)."""
+    shared_dir: str | None = None
+    """Where the trainer writes adapters or checkpoints; the server must read it."""
+    server_dir: str | None = None
+    """The same directory as the server sees it (absolute), when mounted elsewhere."""
+    name_prefix: str = "policy"
+
+
+class ServerSection(_Section):
+    """The completions-server engine (``rollout.engine: server``)."""
+
+    base_url: str = "http://localhost:8000/v1"
+    model: str = ""
+    """The name the server serves the base model under."""
+    api_key_env: str | None = None
+    """Environment variable holding the server's key (the key itself never sits in a config)."""
+    top_logprobs: int = Field(default=5, ge=1)
+    timeout_s: float = Field(default=120.0, gt=0)
+    sync_timeout_s: float = Field(default=300.0, gt=0)
+    weight_sync: WeightSyncSection = WeightSyncSection()
+
+
 class TrainConfig(_Section):
     """Everything a training run needs; ``reasonloop train CONFIG.yaml`` reads it."""
 
@@ -279,6 +323,14 @@ class TrainConfig(_Section):
     reward: RewardSection = RewardSection()
     sft: SFTSection = SFTSection()
     logging: LoggingSection = LoggingSection()
+    vllm: VLLMSection = VLLMSection()
+    server: ServerSection = ServerSection()
+
+    @model_validator(mode="after")
+    def _engine_sections(self) -> TrainConfig:
+        if self.rollout.engine == "server" and not self.server.model:
+            raise ValueError("rollout.engine server needs server.model (the name the server serves)")
+        return self
 
 
 def _describe(exc: ValidationError) -> str:
@@ -316,6 +368,8 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
 
 
 _ADDED_KEYS: dict[tuple[str, str], Any] = {("rollout", "system_prompt"): None, ("algo", "empg"): None}
+_ENGINE_SECTIONS = ("vllm", "server")
+"""Sections that only say where sampling happens, not what is computed: out of the hash."""
 """Keys added after runs were written, with their defaults: left out of the hash at the
 default, so a run written before them still resumes."""
 
@@ -325,6 +379,8 @@ def config_hash(config: TrainConfig) -> str:
     data = config.model_dump(mode="json")
     data.pop("out_dir", None)
     data.pop("logging", None)
+    for section in _ENGINE_SECTIONS:
+        data.pop(section, None)
     data["optim"].pop("steps", None)
     for (section, key), default in _ADDED_KEYS.items():
         if data[section].get(key) == default:

@@ -11,25 +11,34 @@ Entropy: a server returns only the top-k log-probs, so each token's entropy is t
 top-k approximation ``-sum_k p log p`` (a lower bound), recorded as
 ``entropy_kind="topk"`` with ``top_k``; ARPO's branching rule reads it like the exact one.
 
-Weights: the server holds its own copy; after an optimiser step the trainer must push
-the new weights to it (vLLM's weight-update endpoints, or a reload from a saved
-checkpoint) before the next rollout. This engine only samples.
+Weights: the server holds its own copy. ``sync_weights()`` (called by the trainer after
+each optimiser step) hands the trainer's model to a
+:class:`~reasonloop.training.weight_sync.WeightSync` (``none``, ``lora_reload``,
+``checkpoint_reload``). ``stats`` reports how many optimiser steps the weights that
+sampled a step's turns were behind the trainer's (``engine_weight_lag``), so a run
+whose server keeps its weights says that it sampled off-policy.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from reasonloop.errors import PolicyError
 from reasonloop.policy.base import Completion, Context, SamplingParams, ToolFormat, ToolSpec
 from reasonloop.policy.parsing import parse_tool_calls, tool_stop_strings
+from reasonloop.training.engine import EngineStats
+from reasonloop.training.weight_sync import ServerLink, WeightSync, build_weight_sync
 from reasonloop.trajectory.schema import Usage
 
-__all__ = ["ServerEngine", "parse_token_id", "topk_entropy"]
+__all__ = ["ServerEngine", "SyncStats", "parse_token_id", "topk_entropy", "turn_completion", "turn_end_ids"]
 
 _PREFIX = "token_id:"
+_log = logging.getLogger(__name__)
 
 
 def parse_token_id(token: str) -> int:
@@ -44,44 +53,158 @@ def topk_entropy(logprobs: Sequence[float]) -> float:
     return float(-sum(math.exp(lp) * lp for lp in logprobs if math.isfinite(lp)))
 
 
+def turn_end_ids(local: Any) -> frozenset[int]:
+    """The ids that end a turn for a tokenising policy (empty when it has none)."""
+    return frozenset(getattr(local, "_stop_ids", frozenset()))
+
+
+def turn_completion(local: Any, *, prompt_len: int, tools: Sequence[ToolSpec], ids: Sequence[int],
+                    logprobs: Sequence[float], entropies: Sequence[float], finish_reason: str, top_k: int,
+                    model: str) -> Completion:
+    """A sampled turn as a :class:`Completion`: the text decoded by ``local`` (a trailing
+    turn-end id is kept in the ids, left out of the text), tool calls parsed in its format.
+
+    Raises:
+        PolicyError: No ids, or ids, log-probs and entropies of different lengths.
+    """
+    if not ids or len(logprobs) != len(ids) or len(entropies) != len(ids):
+        raise PolicyError("the sampler returned no or misaligned token ids / log-probs")
+    content = list(ids[:-1]) if ids[-1] in turn_end_ids(local) else list(ids)
+    text = str(local.tokenizer.decode(content, skip_special_tokens=False, clean_up_tokenization_spaces=False))
+    calls, errors = parse_tool_calls(text, tools, local.tool_format)
+    return Completion(
+        text=text, tool_calls=calls, parse_errors=errors, finish_reason=finish_reason, token_ids=list(ids),
+        logprobs=list(logprobs), entropies=list(entropies), entropy_kind="topk", top_k=top_k,
+        usage=Usage(prompt_tokens=prompt_len, completion_tokens=len(ids)), model=model,
+        assistant_message={"role": "assistant", "content": text},
+    )
+
+
+@dataclass(kw_only=True)
+class SyncStats(EngineStats):
+    """:class:`EngineStats` of an engine that samples from its own copy of the weights."""
+
+    weight_lag: int = 0
+    """Most optimiser steps the sampling weights were behind, over the turns since :meth:`reset`."""
+    stale_calls: int = 0
+    """Turns sampled with weights behind the trainer's."""
+    syncs: int = 0
+    """Weight pushes since :meth:`reset`."""
+    sync_s: float = 0.0
+    """Seconds spent pushing weights since :meth:`reset`."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.weight_lag = self.stale_calls = self.syncs = 0
+        self.sync_s = 0.0
+
+    def record_turn(self, prompt_tokens: int, sampled_tokens: int, lag: int, cached_tokens: int = 0) -> None:
+        """Count one sampled turn."""
+        self.calls += 1
+        self.prompt_tokens += prompt_tokens
+        self.reused_tokens += cached_tokens
+        self.computed_tokens += prompt_tokens - cached_tokens + sampled_tokens
+        self.weight_lag = max(self.weight_lag, lag)
+        self.stale_calls += lag > 0
+
+    def as_dict(self) -> dict[str, float]:
+        return {**super().as_dict(), "engine_weight_lag": float(self.weight_lag),
+                "engine_off_policy": float(self.stale_calls > 0), "engine_stale_calls": float(self.stale_calls),
+                "engine_syncs": float(self.syncs), "engine_sync_s": self.sync_s}
+
+
 class ServerEngine:
     """A :class:`~reasonloop.policy.base.Policy` whose turns are sampled by a completions server."""
 
     def __init__(self, local: Any, base_url: str, served_model: str, *, top_logprobs: int = 5, timeout_s: float = 120.0,
-                 api_key: str | None = None, client: Any = None) -> None:
+                 api_key: str | None = None, client: Any = None, weight_sync: WeightSync | None = None,
+                 sync_timeout_s: float = 300.0) -> None:
         """Args:
-        local: A tokenising policy of the same model (an :class:`HFPolicy`): its
-            ``start``/``extend``, tokenizer, tool format and turn-end ids are used.
+        local: A tokenising policy of the same model (an :class:`HFPolicy` over the
+            trainer's model): its ``start``/``extend``, tokenizer, tool format and
+            turn-end ids are used, and its model is what :meth:`sync_weights` pushes.
         base_url: Server root, e.g. ``http://localhost:8000/v1``.
-        served_model: The model name the server serves.
+        served_model: The model name the server serves (the base model's).
         top_logprobs: Alternatives per token requested (for the top-k entropy).
-        timeout_s: Per-request timeout.
+        timeout_s: Per-request timeout of completions.
         api_key: Bearer token, if the server wants one.
         client: An ``httpx.AsyncClient`` to use (one is created per call otherwise).
+        weight_sync: How :meth:`sync_weights` updates the server (default: ``none``).
+        sync_timeout_s: Per-request timeout of the weight sync's control calls
+            (loading weights takes a while on big models).
         """
         if top_logprobs < 1:
             raise PolicyError("top_logprobs must be >= 1")
         self.local = local
         self.base_url = base_url.rstrip("/")
-        self.served_model = served_model
+        self.base_model = self.served_model = served_model
         self.top_logprobs = top_logprobs
         self.timeout_s = timeout_s
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = client
+        self.sync_timeout_s = sync_timeout_s
+        self.weight_sync = weight_sync or build_weight_sync()
+        self.stats = SyncStats()
+        self._trainer_version = self._served_version = 0
 
     @property
     def name(self) -> str:
-        return f"server:{self.served_model}"
+        return f"server:{self.base_model}"
 
     @property
     def tool_format(self) -> ToolFormat:
         return self.local.tool_format  # type: ignore[no-any-return]
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.local.tokenizer
+
+    @property
+    def template(self) -> Any:
+        return self.local.template
+
+    @property
+    def module(self) -> Any:
+        """The trainer's model (what :meth:`sync_weights` pushes)."""
+        module = getattr(self.local, "module", None)
+        return self.local.model if module is None else module
+
+    @property
+    def weight_lag(self) -> int:
+        """Optimiser steps the served weights are behind the trainer's."""
+        return self._trainer_version - self._served_version
 
     def start(self, messages: Sequence[dict[str, Any]], tools: Sequence[ToolSpec]) -> list[int] | None:
         return self.local.start(messages, tools)  # type: ignore[no-any-return]
 
     def extend(self, context: Context, new_messages: Sequence[dict[str, Any]], tools: Sequence[ToolSpec]) -> list[int] | None:
         return self.local.extend(context, new_messages, tools)  # type: ignore[no-any-return]
+
+    def sync_weights(self, model: Any = None) -> None:
+        """The trainer's weights changed: push them with the configured weight sync.
+
+        Args:
+            model: The model to push (default: :attr:`module`).
+
+        Raises:
+            PolicyError: The push failed (the served weights are then unknown).
+        """
+        started = time.perf_counter()
+        self._trainer_version += 1
+        name = self.weight_sync.push(self.module if model is None else model, self.link(), self._trainer_version)
+        if self.weight_sync.updates_server:
+            self._served_version = self._trainer_version
+        elif self._trainer_version == 1:
+            _log.warning("weight sync %r: the server keeps its weights, so rollouts are off-policy from now on "
+                         "(engine_weight_lag counts the steps)", self.weight_sync.kind)
+        if name is not None:
+            self.served_model = name
+        self.stats.syncs += 1
+        self.stats.sync_s += time.perf_counter() - started
+
+    def link(self) -> ServerLink:
+        """Where the weight sync's control calls go."""
+        return ServerLink(base_url=self.base_url, headers=dict(self._headers), timeout_s=self.sync_timeout_s)
 
     def request_body(self, prompt: Sequence[int], tools: Sequence[ToolSpec], sampling: SamplingParams) -> dict[str, Any]:
         """The ``/completions`` request for one turn."""
@@ -102,6 +225,7 @@ class ServerEngine:
         if not prompt:
             raise PolicyError("ServerEngine.generate needs a non-empty context")
         body = self.request_body(prompt, tools, sampling)
+        lag = self.weight_lag
         try:
             if self._client is not None:
                 reply = await self._client.post(f"{self.base_url}/completions", json=body, headers=self._headers,
@@ -115,7 +239,11 @@ class ServerEngine:
         if reply.status_code != 200:
             return Completion(text=f"completions server answered {reply.status_code}: {reply.text[:300]}",
                               finish_reason="error", model=self.name)
-        return self._completion(prompt, tools, reply.json())
+        payload = reply.json()
+        done = self._completion(prompt, tools, payload)
+        details = (payload.get("usage") or {}).get("prompt_tokens_details") or {}  # vLLM: --enable-prompt-tokens-details
+        self.stats.record_turn(len(prompt), len(done.token_ids), lag, int(details.get("cached_tokens") or 0))
+        return done
 
     def _completion(self, prompt: Sequence[int], tools: Sequence[ToolSpec], payload: dict[str, Any]) -> Completion:
         choice = payload["choices"][0]
@@ -124,16 +252,6 @@ class ServerEngine:
         logprobs = [float(v) for v in lp.get("token_logprobs", [])]
         tops = lp.get("top_logprobs") or [{} for _ in ids]
         entropies = [topk_entropy(list(t.values())) for t in tops]
-        if not ids or len(logprobs) != len(ids) or len(entropies) != len(ids):
-            raise PolicyError("completions server returned no or misaligned token ids / log-probs")
-        stop_ids: frozenset[int] = getattr(self.local, "_stop_ids", frozenset())
-        content = ids[:-1] if ids[-1] in stop_ids else ids
-        text = str(self.local.tokenizer.decode(content, skip_special_tokens=False, clean_up_tokenization_spaces=False))
-        calls, errors = parse_tool_calls(text, tools, self.tool_format)
         finish = "length" if choice.get("finish_reason") == "length" else "stop"
-        return Completion(
-            text=text, tool_calls=calls, parse_errors=errors, finish_reason=finish, token_ids=ids, logprobs=logprobs,
-            entropies=entropies, entropy_kind="topk", top_k=self.top_logprobs,
-            usage=Usage(prompt_tokens=len(prompt), completion_tokens=len(ids)), model=self.name,
-            assistant_message={"role": "assistant", "content": text},
-        )
+        return turn_completion(self.local, prompt_len=len(prompt), tools=tools, ids=ids, logprobs=logprobs,
+                               entropies=entropies, finish_reason=finish, top_k=self.top_logprobs, model=self.name)

@@ -23,6 +23,7 @@ from reasonloop.training.config import (
     RolloutSection,
     SFTSection,
     TaskSection,
+    TrainConfig,
     resolve_model_path,
 )
 from reasonloop.training.engine import HFEngine
@@ -31,6 +32,7 @@ from reasonloop.training.sft import SFTConfig, TeacherPolicy, run_sft
 from reasonloop.trajectory.schema import Trajectory
 
 __all__ = [
+    "ENGINES",
     "SUITES",
     "apply_lora",
     "build_agent",
@@ -167,19 +169,63 @@ def apply_lora(model: Any, cfg: LoraSection) -> Any:
     return get_peft_model(model, lora_config(cfg))
 
 
+EngineBuilder = Callable[[Any, Any, HFPolicyConfig, TrainConfig | None, bool], Any]
+"""``(model, tokenizer, local policy config, the run's config, prefix_reuse) -> engine``."""
+ENGINES: Registry[EngineBuilder] = Registry("rollout engine")
+
+
+@ENGINES.decorator("prefix_reuse")
+def _prefix_reuse(model: Any, tokenizer: Any, policy: HFPolicyConfig, train: TrainConfig | None, reuse: bool) -> Any:
+    return HFEngine(model, tokenizer, policy, prefix_reuse=reuse)
+
+
+@ENGINES.decorator("batched")
+def _batched(model: Any, tokenizer: Any, policy: HFPolicyConfig, train: TrainConfig | None, reuse: bool) -> Any:
+    from reasonloop.training.batched import BatchedHFEngine
+
+    return BatchedHFEngine(model, tokenizer, policy)
+
+
+@ENGINES.decorator("vllm")
+def _vllm(model: Any, tokenizer: Any, policy: HFPolicyConfig, train: TrainConfig | None, reuse: bool) -> Any:
+    from reasonloop.policy.hf import HFPolicy
+    from reasonloop.training.vllm_engine import VLLMConfig, VLLMEngine
+
+    section = (train or TrainConfig()).vllm
+    return VLLMEngine.launch(HFPolicy(model, tokenizer, policy), VLLMConfig(**section.model_dump()))
+
+
+@ENGINES.decorator("server")
+def _server(model: Any, tokenizer: Any, policy: HFPolicyConfig, train: TrainConfig | None, reuse: bool) -> Any:
+    import os
+
+    from reasonloop.policy.hf import HFPolicy
+    from reasonloop.training.server_engine import ServerEngine
+    from reasonloop.training.weight_sync import WeightSyncConfig, build_weight_sync
+
+    s = (train or TrainConfig()).server
+    if not s.model:
+        raise ConfigError("rollout.engine server needs server.model (the name the server serves)")
+    key = os.environ.get(s.api_key_env) if s.api_key_env else None
+    if s.api_key_env and key is None:
+        raise ConfigError(f"server.api_key_env names {s.api_key_env!r}, which is not set")
+    sync = build_weight_sync(WeightSyncConfig(**s.weight_sync.model_dump()))
+    return ServerEngine(HFPolicy(model, tokenizer, policy), s.base_url, s.model, top_logprobs=s.top_logprobs,
+                        timeout_s=s.timeout_s, api_key=key, sync_timeout_s=s.sync_timeout_s, weight_sync=sync)
+
+
 def build_engine(model: Any, tokenizer: Any, cfg: ModelSection, *, prefix_reuse: bool = True,
-                 kind: str = "prefix_reuse") -> Any:
-    """The rollout engine over the trainer's own model object (``prefix_reuse`` or ``batched``);
-    trajectories name the model as ``--model`` does (``smollm2``, ``hf:PATH``)."""
+                 kind: str = "prefix_reuse", train: TrainConfig | None = None) -> Any:
+    """The rollout engine :data:`ENGINES` names, over the trainer's own model object.
+
+    ``prefix_reuse`` and ``batched`` sample with that model; ``vllm`` and ``server`` sample
+    elsewhere and keep it for tokenising and for the weights they are sent (``train``'s
+    ``vllm`` / ``server`` sections configure them). Trajectories name the model as
+    ``--model`` does (``smollm2``, ``hf:PATH``).
+    """
     name = resolve_model_path(cfg.path).model if cfg.kind == "hf" and cfg.path else None
     policy_config = HFPolicyConfig(device=cfg.device, template=cfg.template, name=name)
-    if kind == "batched":
-        from reasonloop.training.batched import BatchedHFEngine
-
-        return BatchedHFEngine(model, tokenizer, policy_config)
-    if kind != "prefix_reuse":
-        raise ConfigError(f"unknown engine {kind!r}; valid: batched, prefix_reuse")
-    return HFEngine(model, tokenizer, policy_config, prefix_reuse=prefix_reuse)
+    return ENGINES.get(kind)(model, tokenizer, policy_config, train, prefix_reuse)
 
 
 def build_agent(policy: Policy, tools: Sequence[Tool], cfg: RolloutSection) -> Agent:

@@ -107,7 +107,7 @@ class Trainer:
         if config.optim.lora is not None:
             model = apply_lora(model, config.optim.lora)
         self.tokenizer = tokenizer
-        self.engine = build_engine(model, tokenizer, config.model, kind=config.rollout.engine)
+        self.engine = build_engine(model, tokenizer, config.model, kind=config.rollout.engine, train=config)
         self.model = self.engine.module
         self.tasks, self.tools = build_tasks(config.task)
         self.agent = build_agent(self.engine, self.tools, config.rollout)
