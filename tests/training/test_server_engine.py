@@ -324,5 +324,5 @@ def test_trainer_samples_through_the_server_and_keeps_it_on_policy(serve: Any, t
     trajs = [t for g in trainer.last_groups for t in g.trajectories]
     assert trajs and check_rows(trajs, trainer.last_rows) == []
     assert server.calls.count("/v1/load_lora_adapter") == 2 and "/v1/completions" in server.calls
-    with pytest.raises(ConfigError, match="server.model"):
+    with pytest.raises(ConfigError, match=r"server\.model"):
         load_config({"rollout": {"engine": "server"}})
