@@ -4,6 +4,11 @@ Layout under the run's checkpoint root::
 
     step-00000010/          model.pt optimizer.pt scheduler.pt rng.pt state.json COMPLETE
     .tmp-step-00000020-<pid>/   (a write in progress, or one a crash interrupted)
+    frozen/                 model.pt fingerprint.json   (LoRA runs: the frozen base, written once)
+
+A run whose model has frozen parameters (LoRA) keeps only the trainable ones in each
+checkpoint; the frozen ones never change during the run, so :func:`save_frozen` writes
+them once (atomically, the same way) and each checkpoint's state names their fingerprint.
 
 A checkpoint is written into a temporary directory, every file fsynced, the
 ``COMPLETE`` marker written and fsynced last, the directory renamed into place
@@ -30,11 +35,14 @@ __all__ = [
     "latest_checkpoint",
     "load_checkpoint",
     "restore_rng",
+    "load_frozen",
     "save_checkpoint",
+    "save_frozen",
 ]
 
 COMPLETE = "COMPLETE"
 _PREFIX = "step-"
+FROZEN = "frozen"
 
 
 def _fsync_file(path: Path) -> None:
@@ -171,3 +179,56 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     state = json.loads((where / "state.json").read_text(encoding="utf-8"))
     tensors = {p.stem: torch.load(p, map_location="cpu", weights_only=True) for p in sorted(where.glob("*.pt"))}
     return tensors, state
+
+
+def save_frozen(root: str | Path, tensors: dict[str, Any]) -> str:
+    """Write the frozen parameters once under ``root/frozen``; returns their fingerprint.
+
+    Idempotent: an existing complete copy is kept (its fingerprint is returned).
+    """
+    import hashlib
+
+    import torch
+
+    base = Path(root)
+    final = base / FROZEN
+    marker = final / "fingerprint.json"
+    if marker.is_file():
+        return str(json.loads(marker.read_text(encoding="utf-8"))["fingerprint"])
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = base / f".tmp-{FROZEN}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    torch.save(tensors, tmp / "model.pt")
+    _fsync_file(tmp / "model.pt")
+    digest = hashlib.sha256()
+    with open(tmp / "model.pt", "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    fingerprint = digest.hexdigest()[:16]
+    (tmp / "fingerprint.json").write_text(json.dumps({"fingerprint": fingerprint, "tensors": len(tensors)}),
+                                           encoding="utf-8")
+    _fsync_file(tmp / "fingerprint.json")
+    _fsync_dir(tmp)
+    os.rename(tmp, final)
+    _fsync_dir(base)
+    return fingerprint
+
+
+def load_frozen(root: str | Path, fingerprint: str) -> dict[str, Any]:
+    """The frozen parameters a checkpoint refers to.
+
+    Raises:
+        ConfigError: ``root/frozen`` is missing, incomplete or holds other weights.
+    """
+    import torch
+
+    where = Path(root) / FROZEN
+    try:
+        found = json.loads((where / "fingerprint.json").read_text(encoding="utf-8"))["fingerprint"]
+    except (OSError, ValueError, KeyError):
+        raise ConfigError(f"{where} holds no complete copy of the frozen weights this checkpoint needs") from None
+    if found != fingerprint:
+        raise ConfigError(f"{where} holds frozen weights {found}, the checkpoint was written over {fingerprint}")
+    return dict(torch.load(where / "model.pt", map_location="cpu", weights_only=True))

@@ -162,11 +162,18 @@ def lora_config(cfg: LoraSection) -> Any:
                       target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
 
 
-def apply_lora(model: Any, cfg: LoraSection) -> Any:
-    """Wrap ``model`` with peft LoRA adapters (only the adapters train)."""
+def apply_lora(model: Any, cfg: LoraSection, *, seed: int = 0) -> Any:
+    """Wrap ``model`` with peft LoRA adapters (only the adapters train).
+
+    The adapters' random initialisation is drawn from ``seed`` (the global RNG is left
+    untouched), so the same config starts from the same adapters.
+    """
+    import torch
     from peft import get_peft_model
 
-    return get_peft_model(model, lora_config(cfg))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return get_peft_model(model, lora_config(cfg))
 
 
 EngineBuilder = Callable[[Any, Any, HFPolicyConfig, TrainConfig | None, bool], Any]

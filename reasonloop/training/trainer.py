@@ -29,7 +29,15 @@ from reasonloop.bench.task import Task
 from reasonloop.errors import ConfigError
 from reasonloop.training.advantages import EMPGSettings
 from reasonloop.training.batch import Row, check_rows, group_advantages, group_rows
-from reasonloop.training.checkpoint import capture_rng, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
+from reasonloop.training.checkpoint import (
+    capture_rng,
+    latest_checkpoint,
+    load_checkpoint,
+    load_frozen,
+    restore_rng,
+    save_checkpoint,
+    save_frozen,
+)
 from reasonloop.training.config import TrainConfig, config_hash, load_config
 from reasonloop.training.distributed import DataParallel
 from reasonloop.training.losses import PolicyLossConfig
@@ -105,7 +113,7 @@ class Trainer:
         elif tokenizer is None:
             raise ConfigError("a model passed to Trainer needs its tokenizer")
         if config.optim.lora is not None:
-            model = apply_lora(model, config.optim.lora)
+            model = apply_lora(model, config.optim.lora, seed=config.seed)
         self.tokenizer = tokenizer
         self.engine = build_engine(model, tokenizer, config.model, kind=config.rollout.engine, train=config)
         self.model = self.engine.module
@@ -178,7 +186,10 @@ class Trainer:
         return trainer
 
     def load_state(self, tensors: dict[str, Any], state: dict[str, Any]) -> None:
-        self.model.load_state_dict(tensors["model"])
+        model_state = tensors["model"]
+        if "frozen" in state:
+            model_state = {**load_frozen(self.checkpoint_dir, str(state["frozen"])), **model_state}
+        self.model.load_state_dict(model_state)
         self.optimizer.load_state_dict(tensors["optimizer"])
         self.scheduler.load_state_dict(tensors["scheduler"])
         if self.ref_model is not None and "ref_model" in tensors:
@@ -194,14 +205,25 @@ class Trainer:
             self.dp.barrier()
             return None
         rng = capture_rng()
+        model_state = self.model.state_dict()
+        # Frozen: every entry that is neither trainable nor a buffer (tied weights such as
+        # lm_head are state-dict entries without a parameter name of their own).
+        trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        buffers = {n for n, _ in self.model.named_buffers()}
+        has_frozen = any(not p.requires_grad for p in self.model.parameters())
+        frozen = set(model_state) - trainable - buffers if has_frozen else set()
+        extra: dict[str, Any] = {}
+        if frozen:  # LoRA: the base is written once per run, each checkpoint holds the adapters
+            extra["frozen"] = save_frozen(self.checkpoint_dir, {k: model_state[k] for k in sorted(frozen)})
+            model_state = {k: v for k, v in model_state.items() if k not in frozen}
         tensors: dict[str, Any] = {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "model": model_state, "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "rng": {k: v for k, v in rng.items() if k in ("torch", "cuda")},
         }
         if self.ref_model is not None:
             tensors["ref_model"] = self.ref_model.state_dict()
         state = {"config_hash": self.hash, "data_position": self.step * self.config.optim.prompts_per_step,
-                 "rng": {k: v for k, v in rng.items() if k in ("python", "numpy")}}
+                 "rng": {k: v for k, v in rng.items() if k in ("python", "numpy")}, **extra}
         path = save_checkpoint(self.checkpoint_dir, self.step, tensors, state, keep=self.config.keep_checkpoints)
         self.dp.barrier()
         return path

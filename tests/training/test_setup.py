@@ -180,13 +180,16 @@ def test_lora_training_on_gguf_saves_an_adapter_that_loads_back(gguf_base: dict[
     # The run's last checkpoint holds the trained peft weights: merged into the base, the same function.
     from peft import LoraConfig, get_peft_model
 
-    from reasonloop.training.checkpoint import latest_checkpoint, load_checkpoint
+    from reasonloop.training.checkpoint import latest_checkpoint, load_checkpoint, load_frozen
 
-    tensors, _ = load_checkpoint(latest_checkpoint(tmp_path / "run" / "checkpoints"))
+    root = tmp_path / "run" / "checkpoints"
+    tensors, state = load_checkpoint(latest_checkpoint(root))
+    # a checkpoint holds the adapters; the frozen base is written once beside the checkpoints
+    assert tensors["model"] and all("lora_" in k for k in tensors["model"])
     _, base = _load_base(gguf_base)
     trained = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
                                               task_type="CAUSAL_LM"))
-    trained.load_state_dict(tensors["model"])
+    trained.load_state_dict({**load_frozen(root, state["frozen"]), **tensors["model"]})
     want = _logits(trained, ids)
     assert float((_logits(tuned.model, ids) - want).abs().max()) < 1e-4
     assert float((want - _logits(gguf_base["model"], ids)).abs().max()) > 1e-3  # training moved it

@@ -139,3 +139,33 @@ def test_empg_changes_the_update_and_keeps_training_exact(tmp_path: Path, warm_t
     # Same seed, same rollouts of the first step: only the advantages differ.
     assert any(not torch.equal(params["plain"][k], params["empg"][k]) for k in params["plain"])
     assert all(bool(torch.isfinite(v).all()) for v in params["empg"].values())
+
+
+def test_lora_checkpoints_hold_the_adapters_and_resume_bit_identical(tmp_path: Path, warm_toy: Any) -> None:
+    pytest.importorskip("peft")
+    from reasonloop.training.checkpoint import latest_checkpoint, load_checkpoint, load_frozen
+    from reasonloop.training.trainer import Trainer
+
+    optim = {"steps": 3, "prompts_per_step": 2, "lr": 1e-2, "micro_batch_size": 16, "lora": {"r": 4}}
+    cfg_a, cfg_b = (_config(tmp_path / d, "grpo", 3, checkpoint_every=1, optim=optim, logging={"plots": False})
+                    for d in ("a", "b"))
+    straight = Trainer(cfg_a, model=warm_toy.model(), tokenizer=warm_toy.tokenizer)
+    straight.train()
+    first = Trainer(cfg_b, model=warm_toy.model(), tokenizer=warm_toy.tokenizer)
+    first.train(steps=1)
+    root = tmp_path / "b" / "checkpoints"
+    tensors, state = load_checkpoint(latest_checkpoint(root))
+    frozen = load_frozen(root, state["frozen"])
+    # each checkpoint holds the adapters; the frozen base is written once beside them
+    assert tensors["model"] and all("lora_" in k for k in tensors["model"])
+    assert frozen and not set(frozen) & set(tensors["model"])
+    assert (root / "frozen" / "model.pt").stat().st_size > 5 * (root / "step-00000001" / "model.pt").stat().st_size
+    with pytest.raises(ConfigError, match="frozen weights"):
+        load_frozen(root, "0" * 16)
+    resumed = Trainer.resume(tmp_path / "b")  # the base comes back from frozen/, not from the caller
+    resumed.train()
+    got, want = resumed.model.state_dict(), straight.model.state_dict()
+    start = warm_toy.model().state_dict()
+    assert all(torch.equal(want[k], start[k.replace("base_model.model.", "").replace(".base_layer", "")])
+               for k in want if "lora_" not in k)  # the base stayed frozen
+    assert [k for k in want if not torch.equal(got[k], want[k])] == []
