@@ -18,7 +18,6 @@ token (their outputs are ignored) so the cache stays rectangular.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from typing import Any
 
 import torch
 
-from reasonloop.errors import ConfigError, PolicyError
+from reasonloop.errors import PolicyError
 from reasonloop.policy.base import Completion, Context, SamplingParams, ToolSpec
 from reasonloop.policy.hf import HFPolicy, HFPolicyConfig
 from reasonloop.policy.hf_sampling import (
@@ -39,6 +38,7 @@ from reasonloop.policy.hf_sampling import (
 )
 from reasonloop.policy.parsing import parse_tool_calls, tool_stop_strings
 from reasonloop.training.engine import EngineStats
+from reasonloop.training.turn_batcher import TurnBatcher
 from reasonloop.trajectory.schema import Usage
 
 __all__ = ["BatchedHFEngine", "sample_batch"]
@@ -124,7 +124,6 @@ class _Request:
     prompt: list[int]
     tools: Sequence[ToolSpec]
     settings: LoopSettings
-    future: asyncio.Future[Completion]
 
 
 class BatchedHFEngine(HFPolicy):
@@ -140,12 +139,9 @@ class BatchedHFEngine(HFPolicy):
         window_s: How long the first request of a batch waits for others.
         """
         super().__init__(model, tokenizer, config)
-        if max_batch < 1 or window_s < 0:
-            raise ConfigError("max_batch must be >= 1 and window_s >= 0")
-        self.max_batch, self.window_s = max_batch, window_s
+        self._batcher: TurnBatcher[_Request, Completion] = TurnBatcher(self._run, max_batch=max_batch,
+                                                                        window_s=window_s)
         self.stats = EngineStats()
-        self._pending: list[_Request] = []
-        self._drainer: asyncio.Task[None] | None = None
         self._pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
 
     @property
@@ -173,28 +169,8 @@ class BatchedHFEngine(HFPolicy):
         prompt = context.token_ids if context.token_ids is not None else self.start(context.messages, tools)
         if not prompt:
             raise PolicyError("BatchedHFEngine.generate needs a non-empty context")
-        loop = asyncio.get_running_loop()
-        request = _Request(prompt=list(prompt), tools=tools, settings=self._settings(prompt, tools, sampling),
-                           future=loop.create_future())
-        self._pending.append(request)
-        if self._drainer is None or self._drainer.done() or self._drainer.get_loop() is not loop:
-            self._drainer = loop.create_task(self._drain())
-        return await request.future
-
-    async def _drain(self) -> None:
-        await asyncio.sleep(self.window_s)  # let the other episodes of the round ask too
-        while self._pending:
-            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-            try:
-                done = await asyncio.to_thread(self._run, batch)
-            except Exception as exc:  # every waiting episode gets the failure
-                for r in batch:
-                    if not r.future.done():
-                        r.future.set_exception(exc)
-                continue
-            for r, completion in zip(batch, done, strict=True):
-                if not r.future.done():
-                    r.future.set_result(completion)
+        request = _Request(prompt=list(prompt), tools=tools, settings=self._settings(prompt, tools, sampling))
+        return await self._batcher.submit(request)
 
     def _run(self, batch: list[_Request]) -> list[Completion]:
         with self._lock:

@@ -35,7 +35,7 @@ from reasonloop.training.engine import EngineStats
 from reasonloop.training.weight_sync import ServerLink, WeightSync, build_weight_sync
 from reasonloop.trajectory.schema import Usage
 
-__all__ = ["ServerEngine", "SyncStats", "parse_token_id", "topk_entropy", "turn_completion", "turn_end_ids"]
+__all__ = ["LocalTokenizing", "ServerEngine", "SyncStats", "parse_token_id", "topk_entropy", "turn_completion", "turn_end_ids"]
 
 _PREFIX = "token_id:"
 _log = logging.getLogger(__name__)
@@ -113,7 +113,39 @@ class SyncStats(EngineStats):
                 "engine_syncs": float(self.syncs), "engine_sync_s": self.sync_s}
 
 
-class ServerEngine:
+class LocalTokenizing:
+    """For engines that sample elsewhere (a server, vLLM) but keep the chat template, the
+    forced ids and the tool format local: ``self.local`` is a tokenising policy over the
+    trainer's model (an :class:`~reasonloop.policy.hf.HFPolicy`)."""
+
+    local: Any
+
+    @property
+    def tool_format(self) -> ToolFormat:
+        return self.local.tool_format  # type: ignore[no-any-return]
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.local.tokenizer
+
+    @property
+    def template(self) -> Any:
+        return self.local.template
+
+    @property
+    def module(self) -> Any:
+        """The trainer's model (what :meth:`sync_weights` pushes)."""
+        module = getattr(self.local, "module", None)
+        return self.local.model if module is None else module
+
+    def start(self, messages: Sequence[dict[str, Any]], tools: Sequence[ToolSpec]) -> list[int] | None:
+        return self.local.start(messages, tools)  # type: ignore[no-any-return]
+
+    def extend(self, context: Context, new_messages: Sequence[dict[str, Any]], tools: Sequence[ToolSpec]) -> list[int] | None:
+        return self.local.extend(context, new_messages, tools)  # type: ignore[no-any-return]
+
+
+class ServerEngine(LocalTokenizing):
     """A :class:`~reasonloop.policy.base.Policy` whose turns are sampled by a completions server."""
 
     def __init__(self, local: Any, base_url: str, served_model: str, *, top_logprobs: int = 5, timeout_s: float = 120.0,
@@ -152,33 +184,9 @@ class ServerEngine:
         return f"server:{self.base_model}"
 
     @property
-    def tool_format(self) -> ToolFormat:
-        return self.local.tool_format  # type: ignore[no-any-return]
-
-    @property
-    def tokenizer(self) -> Any:
-        return self.local.tokenizer
-
-    @property
-    def template(self) -> Any:
-        return self.local.template
-
-    @property
-    def module(self) -> Any:
-        """The trainer's model (what :meth:`sync_weights` pushes)."""
-        module = getattr(self.local, "module", None)
-        return self.local.model if module is None else module
-
-    @property
     def weight_lag(self) -> int:
         """Optimiser steps the served weights are behind the trainer's."""
         return self._trainer_version - self._served_version
-
-    def start(self, messages: Sequence[dict[str, Any]], tools: Sequence[ToolSpec]) -> list[int] | None:
-        return self.local.start(messages, tools)  # type: ignore[no-any-return]
-
-    def extend(self, context: Context, new_messages: Sequence[dict[str, Any]], tools: Sequence[ToolSpec]) -> list[int] | None:
-        return self.local.extend(context, new_messages, tools)  # type: ignore[no-any-return]
 
     def sync_weights(self, model: Any = None) -> None:
         """The trainer's weights changed: push them with the configured weight sync.

@@ -27,7 +27,6 @@ recomputes at temperature 1 and top-p 1 (the rollout default); ``VLLMConfig.logp
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import tempfile
@@ -38,9 +37,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from reasonloop.errors import ConfigError, PolicyError
-from reasonloop.policy.base import Completion, Context, SamplingParams, ToolFormat, ToolSpec
+from reasonloop.policy.base import Completion, Context, SamplingParams, ToolSpec
 from reasonloop.policy.parsing import tool_stop_strings
-from reasonloop.training.server_engine import SyncStats, topk_entropy, turn_completion, turn_end_ids
+from reasonloop.training.server_engine import LocalTokenizing, SyncStats, topk_entropy, turn_completion, turn_end_ids
+from reasonloop.training.turn_batcher import TurnBatcher
 from reasonloop.training.weight_sync import merged_weights
 
 __all__ = ["VLLMConfig", "VLLMEngine", "build_llm", "completion_from_output", "generate_batch", "push_weights",
@@ -238,10 +238,9 @@ class _Request:
     tools: Sequence[ToolSpec]
     params: dict[str, Any]
     lag: int
-    future: asyncio.Future[Completion]
 
 
-class VLLMEngine:
+class VLLMEngine(LocalTokenizing):
     """A :class:`~reasonloop.policy.base.Policy` whose turns are sampled by an in-process vLLM."""
 
     def __init__(self, local: Any, llm: Any, config: VLLMConfig | None = None, *, max_batch: int = 256,
@@ -255,15 +254,12 @@ class VLLMEngine:
         max_batch: Most turns handed to one ``LLM.generate`` call.
         window_s: How long the first request of a batch waits for others.
         """
-        if max_batch < 1 or window_s < 0:
-            raise ConfigError("max_batch must be >= 1 and window_s >= 0")
+        self._batcher: TurnBatcher[_Request, Completion] = TurnBatcher(self._run, max_batch=max_batch,
+                                                                        window_s=window_s)
         self.local, self.llm = local, llm
         self.config = config or VLLMConfig()
-        self.max_batch, self.window_s = max_batch, window_s
         self.stats = SyncStats()
         self._lock = threading.Lock()
-        self._pending: list[_Request] = []
-        self._drainer: asyncio.Task[None] | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         limit = getattr(getattr(self.module, "config", None), "max_position_embeddings", None)
         self._max_len: int | None = self.config.max_model_len or limit
@@ -298,30 +294,6 @@ class VLLMEngine:
     def name(self) -> str:
         return f"vllm:{self.local.name}"
 
-    @property
-    def tool_format(self) -> ToolFormat:
-        return self.local.tool_format  # type: ignore[no-any-return]
-
-    @property
-    def tokenizer(self) -> Any:
-        return self.local.tokenizer
-
-    @property
-    def template(self) -> Any:
-        return self.local.template
-
-    @property
-    def module(self) -> Any:
-        """The trainer's model (what :meth:`sync_weights` pushes)."""
-        module = getattr(self.local, "module", None)
-        return self.local.model if module is None else module
-
-    def start(self, messages: Sequence[dict[str, Any]], tools: Sequence[ToolSpec]) -> list[int] | None:
-        return self.local.start(messages, tools)  # type: ignore[no-any-return]
-
-    def extend(self, context: Context, new_messages: Sequence[dict[str, Any]], tools: Sequence[ToolSpec]) -> list[int] | None:
-        return self.local.extend(context, new_messages, tools)  # type: ignore[no-any-return]
-
     async def generate(self, context: Context, tools: Sequence[ToolSpec], sampling: SamplingParams) -> Completion:
         prompt = context.token_ids if context.token_ids is not None else self.start(context.messages, tools)
         if not prompt:
@@ -332,30 +304,9 @@ class VLLMEngine:
         params = sampling_kwargs(sampling, stops=[*sampling.stop, *tool_stop_strings(tools, self.tool_format)],
                                  stop_ids=sorted(turn_end_ids(self.local)), top_logprobs=self.config.top_logprobs,
                                  room=room)
-        loop = asyncio.get_running_loop()
         request = _Request(prompt=list(prompt), tools=tools, params=params,
-                           lag=self._trainer_version - self._served_version, future=loop.create_future())
-        self._pending.append(request)
-        if self._drainer is None or self._drainer.done() or self._drainer.get_loop() is not loop:
-            self._drainer = loop.create_task(self._drain())
-        return await request.future
-
-    # -- work ------------------------------------------------------------------------
-
-    async def _drain(self) -> None:
-        await asyncio.sleep(self.window_s)  # the other episodes of the round ask within the window
-        while self._pending:
-            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-            try:
-                done = await asyncio.to_thread(self._run, batch)
-            except Exception as exc:  # every waiting episode gets the failure
-                for r in batch:
-                    if not r.future.done():
-                        r.future.set_exception(exc)
-                continue
-            for r, completion in zip(batch, done, strict=True):
-                if not r.future.done():
-                    r.future.set_result(completion)
+                           lag=self._trainer_version - self._served_version)
+        return await self._batcher.submit(request)
 
     def _run(self, batch: list[_Request]) -> list[Completion]:
         with self._lock:
