@@ -240,13 +240,26 @@ class HFPolicy:
         string from ``sampling.stop`` or the tool format (the token that completes it
         is kept), or after ``sampling.max_tokens`` ids.
         """
-        import torch
-
-        from reasonloop.policy.hf_sampling import LoopSettings, sample_tokens
+        from reasonloop.policy.hf_sampling import sample_tokens
 
         prompt = context.token_ids if context.token_ids is not None else self.start(context.messages, tools)
         if not prompt:
             raise PolicyError("HFPolicy.generate needs a non-empty context")
+        settings = self.loop_settings(prompt, tools, sampling)
+        with self._lock:
+            result = sample_tokens(self.model, self.tokenizer, prompt, settings)
+        return self.completion_from(result, prompt_len=len(prompt), tools=tools)
+
+    def loop_settings(self, prompt: Sequence[int], tools: Sequence[ToolSpec], sampling: SamplingParams) -> Any:
+        """The sampling loop's settings for one turn after ``prompt`` (a ``LoopSettings``).
+
+        The token budget is cut to the positions the model has left; the generator is
+        seeded from ``sampling.seed`` (fresh randomness without one).
+        """
+        import torch
+
+        from reasonloop.policy.hf_sampling import LoopSettings
+
         limit = getattr(self.model.config, "max_position_embeddings", None)
         max_tokens = sampling.max_tokens
         if limit is not None:
@@ -255,7 +268,7 @@ class HFPolicy:
             max_tokens = min(max_tokens, limit - len(prompt))
         generator = torch.Generator(device=self.device)
         generator.manual_seed(sampling.seed if sampling.seed is not None else secrets.randbits(63))
-        settings = LoopSettings(
+        return LoopSettings(
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             max_tokens=max_tokens,
@@ -263,8 +276,10 @@ class HFPolicy:
             stop_strings=tuple(dict.fromkeys([*sampling.stop, *tool_stop_strings(tools, self._tool_format)])),
             generator=generator,
         )
-        with self._lock:
-            result = sample_tokens(self.model, self.tokenizer, prompt, settings)
+
+    def completion_from(self, result: Any, *, prompt_len: int, tools: Sequence[ToolSpec]) -> Completion:
+        """A sampled turn (a ``SampleResult``) as a :class:`Completion`: the turn-end id is
+        kept in the ids (it was sampled) and left out of the text."""
         content_ids = result.token_ids[:-1] if result.token_ids[-1] in self._stop_ids else result.token_ids
         text = self._decode(content_ids)
         calls, errors = parse_tool_calls(text, tools, self._tool_format)
@@ -277,7 +292,7 @@ class HFPolicy:
             logprobs=result.logprobs,
             entropies=result.entropies,
             entropy_kind="exact",
-            usage=Usage(prompt_tokens=len(prompt), completion_tokens=len(result.token_ids)),
+            usage=Usage(prompt_tokens=prompt_len, completion_tokens=len(result.token_ids)),
             model=self._name,
             assistant_message={"role": "assistant", "content": text},
         )

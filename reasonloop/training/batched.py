@@ -18,7 +18,6 @@ token (their outputs are ignored) so the cache stays rectangular.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,10 +35,8 @@ from reasonloop.policy.hf_sampling import (
     token_distribution,
     top_p_probs,
 )
-from reasonloop.policy.parsing import parse_tool_calls, tool_stop_strings
 from reasonloop.training.engine import EngineStats
 from reasonloop.training.turn_batcher import TurnBatcher
-from reasonloop.trajectory.schema import Usage
 
 __all__ = ["BatchedHFEngine", "sample_batch"]
 
@@ -152,24 +149,11 @@ class BatchedHFEngine(HFPolicy):
     def sync_weights(self) -> None:
         """Nothing is cached across calls: the next batch reads the new weights."""
 
-    def _settings(self, prompt: Sequence[int], tools: Sequence[ToolSpec], sampling: SamplingParams) -> LoopSettings:
-        limit = getattr(self.model.config, "max_position_embeddings", None)
-        max_tokens = sampling.max_tokens
-        if limit is not None:
-            if len(prompt) >= limit:
-                raise PolicyError(f"context of {len(prompt)} tokens does not fit the model's {limit} positions")
-            max_tokens = min(max_tokens, limit - len(prompt))
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(sampling.seed if sampling.seed is not None else secrets.randbits(63))
-        stops = tuple(dict.fromkeys([*sampling.stop, *tool_stop_strings(tools, self.tool_format)]))
-        return LoopSettings(temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=max_tokens,
-                            stop_ids=self._stop_ids, stop_strings=stops, generator=generator)
-
     async def generate(self, context: Context, tools: Sequence[ToolSpec], sampling: SamplingParams) -> Completion:
         prompt = context.token_ids if context.token_ids is not None else self.start(context.messages, tools)
         if not prompt:
             raise PolicyError("BatchedHFEngine.generate needs a non-empty context")
-        request = _Request(prompt=list(prompt), tools=tools, settings=self._settings(prompt, tools, sampling))
+        request = _Request(prompt=list(prompt), tools=tools, settings=self.loop_settings(prompt, tools, sampling))
         return await self._batcher.submit(request)
 
     def _run(self, batch: list[_Request]) -> list[Completion]:
@@ -179,15 +163,5 @@ class BatchedHFEngine(HFPolicy):
         self.stats.calls += len(batch)
         self.stats.prompt_tokens += sum(len(r.prompt) for r in batch)
         self.stats.computed_tokens += computed
-        return [self._completion(r, res) for r, res in zip(batch, results, strict=True)]
-
-    def _completion(self, request: _Request, result: SampleResult) -> Completion:
-        content = result.token_ids[:-1] if result.token_ids[-1] in self._stop_ids else result.token_ids
-        text = self._decode(content)
-        calls, errors = parse_tool_calls(text, request.tools, self.tool_format)
-        return Completion(
-            text=text, tool_calls=calls, parse_errors=errors, finish_reason=result.finish_reason,
-            token_ids=result.token_ids, logprobs=result.logprobs, entropies=result.entropies, entropy_kind="exact",
-            usage=Usage(prompt_tokens=len(request.prompt), completion_tokens=len(result.token_ids)),
-            model=self.name, assistant_message={"role": "assistant", "content": text},
-        )
+        return [self.completion_from(res, prompt_len=len(r.prompt), tools=r.tools)
+                for r, res in zip(batch, results, strict=True)]
