@@ -50,6 +50,11 @@ _SPLIT_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
+# Applied to each piece of the split above: a capitalised word becomes one piece per letter
+# (its leading space or quote a piece of its own), every other piece stays whole. ``\G``
+# anchors each match at the end of the previous one, so a piece not starting with a capital
+# (or a space and a capital) is never entered.
+_LETTER_NAMES_PATTERN = r"\G(?:[^\r\n\p{L}\p{N}](?=\p{Lu})|\p{Lu}|(?<=\p{L})\p{L})"
 
 
 def build_tiny_tokenizer(
@@ -60,6 +65,7 @@ def build_tiny_tokenizer(
     chat_template: str | None = CHATML_JSON.source,
     eos_token: str = "<|im_end|>",
     pad_token: str = "<|pad|>",
+    letter_names: bool = False,
 ) -> Any:
     """Train a byte-level BPE on ``texts`` and wrap it for transformers.
 
@@ -70,6 +76,10 @@ def build_tiny_tokenizer(
         chat_template: Jinja chat template stored on the tokenizer.
         eos_token: The token that ends an assistant turn.
         pad_token: The padding token.
+        letter_names: Encode capitalised words letter by letter, as digits always are. A
+            name never seen in training ("Zupar Thopoter") is then a sequence of common
+            tokens, so a small model copies it the way it copies a number, instead of
+            looking up rare BPE pieces.
 
     Returns:
         A ``transformers.PreTrainedTokenizerFast``.
@@ -88,11 +98,11 @@ def build_tiny_tokenizer(
     # The Qwen2 pipeline (NFC, split regex, then bytes): transformers rebuilds a qwen2
     # checkpoint's tokenizer with exactly this, so a saved tiny model loads unchanged.
     tok.normalizer = normalizers.NFC()
+    splits = [pre_tokenizers.Split(Regex(_SPLIT_PATTERN), behavior="isolated", invert=False)]
+    if letter_names:
+        splits.append(pre_tokenizers.Split(Regex(_LETTER_NAMES_PATTERN), behavior="isolated", invert=False))
     tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(_SPLIT_PATTERN), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
+        [*splits, pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
     )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
@@ -195,8 +205,30 @@ def save_tiny(model: Any, tokenizer: Any, path: str | Path) -> Path:
     The directory loads back with ``HFPolicy.from_pretrained(path)`` or the
     ``hf:PATH`` model string.
     """
+    from transformers import AutoTokenizer
+
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    # transformers rebuilds some architectures' tokenizers from their own rules (Qwen2's
+    # split regex, for one) instead of reading tokenizer.json: refuse a checkpoint that
+    # would load with other ids than it was trained with.
+    loaded = AutoTokenizer.from_pretrained(out, local_files_only=True)
+    if _pieces(loaded) != _pieces(tokenizer) or (
+        loaded.encode(_PROBE, add_special_tokens=False) != tokenizer.encode(_PROBE, add_special_tokens=False)
+    ):
+        raise ConfigError(
+            f"{out}: transformers loads this tokenizer as {type(loaded).__name__} with other ids than it was "
+            f"built with (a {model.config.model_type} checkpoint's split rules are rebuilt on load); "
+            "use arch='llama' for a tokenizer with letter_names"
+        )
     return out
+
+
+def _pieces(tokenizer: Any) -> list[str]:
+    pre = tokenizer.backend_tokenizer.pre_tokenizer
+    return [] if pre is None else [piece for piece, _ in pre.pre_tokenize_str(_PROBE)]
+
+
+_PROBE = "Which firm does Zupar Thopoter work for? It's 42, isn't it?\n  (at ball1 room2) {\"a\": 1}"

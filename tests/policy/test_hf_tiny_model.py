@@ -74,3 +74,23 @@ def test_model_options_are_checked() -> None:
         build_tiny_model(tok, hidden=30, heads=4)
     with pytest.raises(ConfigError, match=">= 1"):
         build_tiny_model(tok, layers=0)
+
+
+def test_letter_names_encode_capitalised_words_letter_by_letter(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    corpus = ["Which firm does Zupar Thopoter work for? the firm works for Zupar"] * 20
+    tok = build_tiny_tokenizer(corpus, vocab_size=300, letter_names=True)
+    pieces = [tok.decode([i]) for i in tok.encode("Ask Zupar Thopoter, the firm", add_special_tokens=False)]
+    assert pieces == ["A", "s", "k", " ", "Z", "u", "p", "a", "r", " ", "T", "h", "o", "p", "o", "t", "e", "r", ",",
+                      " the", " firm"]
+    plain = build_tiny_tokenizer(corpus, vocab_size=300)
+    assert len(plain.encode(" Zupar", add_special_tokens=False)) < 5  # BPE pieces without the option
+    assert tok.decode(tok.encode(SAMPLE, add_special_tokens=False), skip_special_tokens=False) == SAMPLE
+    # Llama checkpoints load their tokenizer.json as it is, so the ids survive a save ...
+    path = save_tiny(build_tiny_model(tok, arch="llama", hidden=32, heads=2, kv_heads=1), tok, tmp_path / "llama")
+    loaded = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    assert loaded.encode(corpus[0], add_special_tokens=False) == tok.encode(corpus[0], add_special_tokens=False)
+    # ... while transformers rebuilds a Qwen2 tokenizer's split rules: saving it is refused.
+    with pytest.raises(ConfigError, match="letter_names"):
+        save_tiny(build_tiny_model(tok, arch="qwen2", hidden=32, heads=2, kv_heads=1), tok, tmp_path / "qwen2")
