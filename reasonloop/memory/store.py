@@ -28,20 +28,14 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from langgraph.store.base import (
-    BaseStore,
     GetOp,
     Item,
     ListNamespacesOp,
-    NotProvided,
     Op,
     PutOp,
     Result,
@@ -54,49 +48,22 @@ from langgraph.store.base import (
 from reasonloop.errors import ConfigError
 from reasonloop.memory import _sql
 from reasonloop.memory._embedding import EmbeddingJobs
-from reasonloop.memory._filters import index_text, matches
+from reasonloop.memory._recall import Hit, StoreRecall
+from reasonloop.memory._store_base import COLS, to_datetime
 from reasonloop.memory._vectors import VectorCache
+from reasonloop.memory._writes import StoreWrites
 from reasonloop.memory.embed import Embedder, QueryCache
-from reasonloop.memory.ranking import RankWeights, ScoreParts, combine, normalize_lexical
+from reasonloop.memory.ranking import RankWeights
 
 __all__ = ["Hit", "MemoryStore"]
 
-_Row = tuple[int, str, str, str, float, float, float | None, float | None]
-_COLS = "i.id, n.ns, i.key, i.value, i.created_at, i.updated_at, i.ttl_minutes, i.expires_at"
 
+class MemoryStore(StoreWrites, StoreRecall):
+    """A LangGraph store on SQLite with FTS5 + numpy-vector hybrid recall.
 
-@dataclass(frozen=True, kw_only=True)
-class Hit:
-    """One recalled item and why it ranked where it did."""
-
-    namespace: tuple[str, ...]
-    key: str
-    value: dict[str, Any]
-    created_at: float
-    updated_at: float
-    scores: ScoreParts
-
-    @property
-    def text(self) -> str:
-        return str(self.value.get("text", ""))
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON form (what memory steps in a trajectory record)."""
-        return {
-            "namespace": list(self.namespace),
-            "key": self.key,
-            "value": self.value,
-            "updated_at": self.updated_at,
-            "scores": self.scores.as_dict(),
-        }
-
-
-def _dt(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=UTC)
-
-
-class MemoryStore(BaseStore):
-    """A LangGraph store on SQLite with FTS5 + numpy-vector hybrid recall."""
+    The write path is in :mod:`reasonloop.memory._writes`, recall and listing in
+    :mod:`reasonloop.memory._recall`; both share :class:`~reasonloop.memory._store_base.StoreBase`.
+    """
 
     supports_ttl = True
 
@@ -144,29 +111,9 @@ class MemoryStore(BaseStore):
         self._closed = False
         self._generation = 0
         """Commits made through this connection (others show in ``PRAGMA data_version``)."""
-        self._vectors_at: tuple[int, int] | None = None
+        self._vectors_at = None
 
-    # -- plumbing ----------------------------------------------------------------------
-
-    @contextmanager
-    def _tx(self) -> Iterator[Any]:
-        with self._lock:
-            if self._closed:
-                raise ConfigError(f"memory store {self.path} is closed")
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-            self._generation += 1
-
-    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        with self._lock:
-            if self._closed:
-                raise ConfigError(f"memory store {self.path} is closed")
-            return self._conn.execute(sql, tuple(args)).fetchall()
+    # -- lifecycle ---------------------------------------------------------------------
 
     def close(self) -> None:
         """Stop the embedding thread and close the file (idempotent)."""
@@ -191,344 +138,6 @@ class MemoryStore(BaseStore):
     @property
     def lock(self) -> threading.RLock:
         return self._lock
-
-    # -- writes ------------------------------------------------------------------------
-
-    def write_many(
-        self,
-        writes: Iterable[tuple[tuple[str, ...], str, Mapping[str, Any] | None]],
-        *,
-        ttl: float | NotProvided | None = NotProvided(),
-        index: Literal[False] | list[str] | None = None,
-        actor: str | None = None,
-        op: str = "put",
-    ) -> int:
-        """Put (value) or delete (``None``) several items in one transaction.
-
-        Returns:
-            Number of items changed.
-        """
-        ttl_minutes = self._default_ttl(ttl)
-        ops = [PutOp(tuple(ns), str(key), None if v is None else dict(v), index, ttl_minutes) for ns, key, v in writes]
-        for o in ops:
-            validate_op_namespace(o)
-            if not o.namespace:
-                raise ConfigError("namespace must not be empty")
-        return self._apply_puts(ops, actor=self.actor if actor is None else actor, op=op)
-
-    def update(
-        self,
-        namespace: tuple[str, ...],
-        key: str,
-        fn: Any,
-        *,
-        ttl: float | NotProvided | None = NotProvided(),
-        actor: str | None = None,
-        op: str = "put",
-    ) -> dict[str, Any] | None:
-        """Atomic read-modify-write: ``fn(old value or None) -> new value or None``.
-
-        Runs inside one write transaction, so concurrent updates of the same item
-        (usefulness counters, provenance lists) never lose an increment. ``fn``
-        returning ``None`` deletes the item.
-        """
-        put_ns = tuple(namespace)
-        validate_op_namespace(PutOp(put_ns, key, None))
-        ttl_minutes = self._default_ttl(ttl)
-        now = self._clock()
-        with self._tx() as conn:
-            row = conn.execute(
-                "SELECT i.value FROM items i JOIN namespaces n ON n.id = i.ns_id WHERE n.ns = ? AND i.key = ? "
-                "AND (i.expires_at IS NULL OR i.expires_at > ?)",
-                (_sql.ns_join(put_ns), key, now),
-            ).fetchone()
-            new = fn(None if row is None else json.loads(row[0]))
-            if new is not None or row is not None:
-                value = None if new is None else dict(new)
-                self._put_one(conn, PutOp(put_ns, key, value, None, ttl_minutes), now,
-                              self.actor if actor is None else actor, op)
-        if self._jobs is not None:
-            self._jobs.wake()
-        return None if new is None else dict(new)
-
-    def _default_ttl(self, ttl: float | NotProvided | None) -> float | None:
-        if isinstance(ttl, NotProvided):
-            return (self.ttl_config or {}).get("default_ttl")
-        return ttl
-
-    def _apply_puts(self, ops: Sequence[PutOp], *, actor: str, op: str = "put") -> int:
-        if not ops:
-            return 0
-        now = self._clock()
-        changed = 0
-        with self._tx() as conn:
-            for put in ops:
-                changed += self._put_one(conn, put, now, actor, op)
-        if self._jobs is not None:
-            self._jobs.wake()
-        return changed
-
-    def _ns_id(self, conn: Any, ns: str) -> int:
-        row = conn.execute("SELECT id FROM namespaces WHERE ns = ?", (ns,)).fetchone()
-        if row is not None:
-            return int(row[0])
-        return int(conn.execute("INSERT INTO namespaces (ns) VALUES (?)", (ns,)).lastrowid)
-
-    def _put_one(self, conn: Any, put: PutOp, now: float, actor: str, op: str) -> int:
-        ns = _sql.ns_join(put.namespace)
-        ns_id = self._ns_id(conn, ns)
-        old = conn.execute("SELECT id, value, text FROM items WHERE ns_id = ? AND key = ?", (ns_id, put.key)).fetchone()
-        if put.value is None:
-            if old is None:
-                return 0
-            self._drop(conn, old[0])
-            conn.execute(
-                "INSERT INTO history (at, op, ns, key, old_value, new_value, actor) VALUES (?, ?, ?, ?, ?, NULL, ?)",
-                (now, "delete" if op == "put" else op, ns, put.key, old[1], actor),
-            )
-            return 1
-        value_json = json.dumps(put.value, ensure_ascii=False, sort_keys=True)
-        text = "" if put.index is False else index_text(put.value, put.index or self.index_fields)
-        ttl = put.ttl
-        expires = None if ttl is None else now + float(ttl) * 60.0
-        if old is None:
-            item_id = conn.execute(
-                "INSERT INTO items (ns_id, key, value, text, created_at, updated_at, ttl_minutes, expires_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (ns_id, put.key, value_json, text, now, now, ttl, expires),
-            ).lastrowid
-            if text:
-                conn.execute("INSERT INTO items_fts (rowid, text) VALUES (?, ?)", (item_id, text))
-        else:
-            item_id = old[0]
-            conn.execute(
-                "UPDATE items SET value = ?, text = ?, updated_at = ?, ttl_minutes = ?, expires_at = ? WHERE id = ?",
-                (value_json, text, now, ttl, expires, item_id),
-            )
-            if text != old[2]:
-                conn.execute("DELETE FROM items_fts WHERE rowid = ?", (item_id,))
-                conn.execute("DELETE FROM vectors WHERE item_id = ?", (item_id,))
-                if text:
-                    conn.execute("INSERT INTO items_fts (rowid, text) VALUES (?, ?)", (item_id, text))
-        conn.execute(
-            "INSERT INTO history (at, op, ns, key, old_value, new_value, actor) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (now, op, ns, put.key, None if old is None else old[1], value_json, actor),
-        )
-        return 1
-
-    @staticmethod
-    def _drop(conn: Any, item_id: int) -> None:
-        conn.execute("DELETE FROM items WHERE id = ?", (item_id,))
-        conn.execute("DELETE FROM items_fts WHERE rowid = ?", (item_id,))
-        conn.execute("DELETE FROM vectors WHERE item_id = ?", (item_id,))
-
-    def evict(self, namespace: tuple[str, ...], key: str, *, reason: str = "evict", actor: str | None = None) -> bool:
-        """Delete one item, recorded in the history as ``reason`` (e.g. ``evict``)."""
-        return self.write_many([(namespace, key, None)], actor=actor, op=reason) > 0
-
-    def sweep_expired(self) -> int:
-        """Delete every expired item (history op ``expire``); returns how many."""
-        now = self._clock()
-        with self._tx() as conn:
-            rows = conn.execute(
-                "SELECT i.id, n.ns, i.key, i.value FROM items i JOIN namespaces n ON n.id = i.ns_id "
-                "WHERE i.expires_at IS NOT NULL AND i.expires_at <= ?",
-                (now,),
-            ).fetchall()
-            for item_id, ns, key, value in rows:
-                self._drop(conn, item_id)
-                conn.execute(
-                    "INSERT INTO history (at, op, ns, key, old_value, new_value, actor) "
-                    "VALUES (?, 'expire', ?, ?, ?, NULL, 'ttl')",
-                    (now, ns, key, value),
-                )
-        return len(rows)
-
-    # -- reads -------------------------------------------------------------------------
-
-    def _allowed_ns(self, prefix: tuple[str, ...]) -> list[int]:
-        if not prefix:
-            return [r[0] for r in self._read("SELECT id FROM namespaces")]
-        p = _sql.ns_join(prefix)
-        rows = self._read("SELECT id FROM namespaces WHERE ns = ? OR substr(ns, 1, ?) = ?", (p, len(p) + 1, p + "."))
-        return [r[0] for r in rows]
-
-    def _rare_terms(self, terms: list[str]) -> list[str]:
-        """Drop terms found in more than ``common_fraction`` of the memories (keep the
-        rarest if all are common): their BM25 weight is small, and scoring every row
-        that contains them is what makes a lexical query slow on a large store."""
-        total = self._read("SELECT max(id) FROM items")[0][0] or 0
-        cap = int(total * self.common_fraction)
-        if len(terms) < 2 or cap < 1000:
-            return terms
-        counts = {
-            t: self._read("SELECT count(*) FROM (SELECT 1 FROM items_fts WHERE items_fts MATCH ? LIMIT ?)", (t, cap + 1))[0][0]
-            for t in terms
-        }
-        rare = [t for t in terms if counts[t] <= cap]
-        return rare or [min(terms, key=lambda t: counts[t])]
-
-    def _lexical(self, query: str, allowed: list[int], now: float, n: int) -> dict[int, float]:
-        terms = _sql.fts_terms(query)
-        if not terms:
-            return {}
-        match = " OR ".join(self._rare_terms(terms))
-        marks = ",".join("?" * len(allowed))
-        rows = self._read(
-            f"SELECT f.rowid, -bm25(items_fts) FROM items_fts f JOIN items i ON i.id = f.rowid "
-            f"WHERE items_fts MATCH ? AND i.ns_id IN ({marks}) AND (i.expires_at IS NULL OR i.expires_at > ?) "
-            f"ORDER BY bm25(items_fts) LIMIT ?",
-            (match, *allowed, now, n),
-        )
-        return {int(r[0]): float(r[1]) for r in rows}
-
-    def _vector(self, query: str, allowed: list[int], n: int) -> dict[int, float]:
-        if self._vectors is None or self._queries is None or not query.strip():
-            return {}
-        qvec = self._queries.get(query)
-        with self._lock:
-            # Skip the catch-up query when nobody (this connection or another) committed since.
-            seen = (self._conn.execute("PRAGMA data_version").fetchone()[0], self._generation)
-            if seen != self._vectors_at:
-                self._vectors.refresh(self._conn)
-                self._vectors_at = seen
-            return self._vectors.top(qvec, np.asarray(allowed, dtype=np.int64), n)
-
-    def _rows(self, ids: Iterable[int], now: float) -> list[_Row]:
-        ids = list(ids)
-        out: list[_Row] = []
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            out.extend(self._read(
-                f"SELECT {_COLS} FROM items i JOIN namespaces n ON n.id = i.ns_id "
-                f"WHERE i.id IN ({','.join('?' * len(chunk))}) AND (i.expires_at IS NULL OR i.expires_at > ?)",
-                (*chunk, now),
-            ))
-        return out
-
-    def recall(
-        self,
-        namespace_prefix: tuple[str, ...],
-        query: str,
-        *,
-        limit: int = 5,
-        offset: int = 0,
-        filter: Mapping[str, Any] | None = None,
-        weights: RankWeights | None = None,
-        refresh_ttl: bool | None = None,
-    ) -> list[Hit]:
-        """The best ``limit`` items under ``namespace_prefix`` for ``query``, explained.
-
-        Candidates are the top BM25 matches and the nearest vectors (when an
-        embedder is set); they are ranked by :func:`reasonloop.memory.ranking.combine`.
-        """
-        if limit < 1 or offset < 0:
-            raise ConfigError("limit must be >= 1 and offset >= 0")
-        w = weights or self.weights
-        now = self._clock()
-        allowed = self._allowed_ns(tuple(namespace_prefix))
-        if not allowed:
-            return []
-        n = max(50, 4 * (limit + offset))
-        lex = self._lexical(query, allowed, now, n)
-        vec = self._vector(query, allowed, n)
-        rows = [r for r in self._rows(set(lex) | set(vec), now) if filter is None or matches(json.loads(r[3]), filter)]
-        values = {r[0]: json.loads(r[3]) for r in rows}
-        use = {i: float(v["usefulness"]) for i, v in values.items() if isinstance(v.get("usefulness"), int | float)}
-        scores = combine(
-            [r[0] for r in rows], lexical=normalize_lexical(lex), vector=vec,
-            ages_s={r[0]: now - r[5] for r in rows}, usefulness=use, weights=w, use_vector=self._vectors is not None,
-        )
-        rows.sort(key=lambda r: (-scores[r[0]].total, -r[5], r[0]))
-        page = rows[offset : offset + limit]
-        if page and self._refresh(refresh_ttl):
-            self._touch([r[0] for r in page if r[6] is not None], now)
-        return [
-            Hit(namespace=_sql.ns_split(r[1]), key=r[2], value=values[r[0]], created_at=r[4], updated_at=r[5],
-                scores=scores[r[0]])
-            for r in page
-        ]
-
-    def _refresh(self, refresh_ttl: bool | None) -> bool:
-        if refresh_ttl is not None:
-            return refresh_ttl
-        return bool((self.ttl_config or {}).get("refresh_on_read", True))
-
-    def _touch(self, ids: list[int], now: float) -> None:
-        if not ids:
-            return
-        with self._tx() as conn:
-            conn.execute(
-                f"UPDATE items SET expires_at = ? + ttl_minutes * 60.0 WHERE id IN ({','.join('?' * len(ids))}) "
-                "AND ttl_minutes IS NOT NULL",
-                (now, *ids),
-            )
-
-    def listing(
-        self, namespace_prefix: tuple[str, ...], *, limit: int = 10, offset: int = 0,
-        filter: Mapping[str, Any] | None = None,
-    ) -> list[Item]:
-        """Live items under a prefix, newest first (no query, no scores)."""
-        now = self._clock()
-        allowed = self._allowed_ns(tuple(namespace_prefix))
-        out: list[Item] = []
-        if not allowed:
-            return out
-        marks = ",".join("?" * len(allowed))
-        skipped = 0
-        for start in range(0, 1 << 62, 1000):
-            rows = self._read(
-                f"SELECT {_COLS} FROM items i JOIN namespaces n ON n.id = i.ns_id WHERE i.ns_id IN ({marks}) "
-                f"AND (i.expires_at IS NULL OR i.expires_at > ?) ORDER BY i.updated_at DESC, i.id DESC LIMIT 1000 OFFSET ?",
-                (*allowed, now, start),
-            )
-            for r in rows:
-                value = json.loads(r[3])
-                if not matches(value, filter):
-                    continue
-                if skipped < offset:
-                    skipped += 1
-                    continue
-                out.append(Item(value=value, key=r[2], namespace=_sql.ns_split(r[1]), created_at=_dt(r[4]),
-                                updated_at=_dt(r[5])))
-                if len(out) >= limit:
-                    return out
-            if len(rows) < 1000:
-                return out
-        return out
-
-    def count(self, namespace_prefix: tuple[str, ...] = ()) -> int:
-        """Live items under a prefix."""
-        allowed = self._allowed_ns(tuple(namespace_prefix))
-        if not allowed:
-            return 0
-        marks = ",".join("?" * len(allowed))
-        row = self._read(
-            f"SELECT count(*) FROM items WHERE ns_id IN ({marks}) AND (expires_at IS NULL OR expires_at > ?)",
-            (*allowed, self._clock()),
-        )
-        return int(row[0][0])
-
-    def history(self, namespace: tuple[str, ...] | None = None, key: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
-        """Audit log entries, oldest first (optionally of one namespace / item)."""
-        where, args = [], []
-        if namespace is not None:
-            where.append("ns = ?")
-            args.append(_sql.ns_join(namespace))
-        if key is not None:
-            where.append("key = ?")
-            args.append(key)
-        clause = ("WHERE " + " AND ".join(where)) if where else ""
-        rows = self._read(
-            f"SELECT id, at, op, ns, key, old_value, new_value, actor FROM history {clause} ORDER BY id LIMIT ?",
-            (*args, limit),
-        )
-        return [
-            {"id": r[0], "at": r[1], "op": r[2], "namespace": list(_sql.ns_split(r[3])), "key": r[4],
-             "old": None if r[5] is None else json.loads(r[5]), "new": None if r[6] is None else json.loads(r[6]),
-             "actor": r[7]}
-            for r in rows
-        ]
 
     # -- embeddings ----------------------------------------------------------------------
 
@@ -565,7 +174,7 @@ class MemoryStore(BaseStore):
         if isinstance(op, GetOp):
             now = self._clock()
             rows = self._read(
-                f"SELECT {_COLS} FROM items i JOIN namespaces n ON n.id = i.ns_id WHERE n.ns = ? AND i.key = ? "
+                f"SELECT {COLS} FROM items i JOIN namespaces n ON n.id = i.ns_id WHERE n.ns = ? AND i.key = ? "
                 "AND (i.expires_at IS NULL OR i.expires_at > ?)",
                 (_sql.ns_join(op.namespace), op.key, now),
             )
@@ -574,13 +183,14 @@ class MemoryStore(BaseStore):
             r = rows[0]
             if op.refresh_ttl and r[6] is not None:
                 self._touch([r[0]], now)
-            return Item(value=json.loads(r[3]), key=r[2], namespace=_sql.ns_split(r[1]), created_at=_dt(r[4]),
-                        updated_at=_dt(r[5]))
+            return Item(value=json.loads(r[3]), key=r[2], namespace=_sql.ns_split(r[1]),
+                        created_at=to_datetime(r[4]), updated_at=to_datetime(r[5]))
         if isinstance(op, SearchOp):
             if op.query:
                 hits = self.recall(op.namespace_prefix, op.query, limit=max(1, op.limit), offset=op.offset,
                                    filter=op.filter, refresh_ttl=op.refresh_ttl)
-                return [SearchItem(h.namespace, h.key, h.value, _dt(h.created_at), _dt(h.updated_at), h.scores.total)
+                return [SearchItem(h.namespace, h.key, h.value, to_datetime(h.created_at), to_datetime(h.updated_at),
+                                   h.scores.total)
                         for h in hits]
             items = self.listing(op.namespace_prefix, limit=op.limit, offset=op.offset, filter=op.filter)
             return [SearchItem(i.namespace, i.key, i.value, i.created_at, i.updated_at) for i in items]
