@@ -2,11 +2,12 @@
 
 A sandbox starts as ``bwrap --info-fd W --block-fd R ... -- argv`` with no wrapper
 process in front. ``bwrap`` clones its sandbox child, writes the child's host pid to
-``W``, and the child stops, after setting up its mounts and before it forks the command,
-until a byte arrives on ``R``. Meanwhile the host moves ``bwrap`` and the child into the
-sandbox's cgroup and sets the rlimits of the child with ``prlimit(2)``; the command and
-everything it starts inherit both. This replaces a ``sh`` (to join the cgroup) plus a
-``prlimit`` exec chain in front of ``bwrap``, about 3 ms of every sandbox's start.
+``W``, and the child stops, after setting up its mounts and before it forks (with
+``--as-pid-1``: execs) the command, until a byte arrives on ``R``. Meanwhile the host
+moves ``bwrap`` and the child into the sandbox's cgroup and sets the rlimits of the
+child with ``prlimit(2)``; the command and everything it starts inherit both. This
+replaces a ``sh`` (to join the cgroup) plus a ``prlimit`` exec chain in front of
+``bwrap``, about 3 ms of every sandbox's start.
 
 The rlimits are set as hard limits from the initial user namespace: raising a hard limit
 needs ``CAP_SYS_RESOURCE`` there, which nothing in the sandbox has. The child is checked
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from reasonloop.tools.sandbox import SandboxConfig
 
 __all__ = [
+    "AS_PID_1",
     "LAUNCH_FLAGS",
     "SANDBOX_WORKDIR",
     "bwrap_args",
@@ -48,6 +50,8 @@ SANDBOX_WORKDIR = "/work"
 """Where the per-session work dir appears inside the sandbox."""
 LAUNCH_FLAGS = ("--info-fd", "--block-fd")
 """``bwrap`` options the hand-over needs (every release since 0.1.3 has them)."""
+AS_PID_1 = "--as-pid-1"
+"""``bwrap`` option that runs the command as the sandbox's pid 1 (see :func:`bwrap_args`)."""
 
 
 def rlimits(config: SandboxConfig) -> list[tuple[int, int]]:
@@ -86,7 +90,7 @@ def lib_links() -> list[str]:
 
 
 def bwrap_args(config: SandboxConfig, features: set[str], *, workdir: Path, ro_binds: Sequence[tuple[str, str]],
-               env: dict[str, str], fds: dict[str, int]) -> list[str]:  # fmt: skip
+               env: dict[str, str], fds: dict[str, int], as_pid_1: bool = False) -> list[str]:  # fmt: skip
     """The ``bwrap`` command line up to and including ``--``.
 
     Args:
@@ -96,11 +100,18 @@ def bwrap_args(config: SandboxConfig, features: set[str], *, workdir: Path, ro_b
         ro_binds: Extra read-only mounts of this sandbox.
         env: Environment inside.
         fds: ``{"--seccomp": fd, "--info-fd": fd, "--block-fd": fd}`` (any subset).
+        as_pid_1: Run the command as the pid namespace's init (``--as-pid-1``, where
+            ``features`` has it) instead of under ``bwrap``'s reaper. ``bwrap`` then
+            reaps the command itself before it exits; its reaper, by contrast, reports
+            the command's exit and ``bwrap`` exits without reaping it, which leaves the
+            reaper a zombie of the host's pid 1.
     """
     a = [config.bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--clearenv",
          "--cap-drop", "ALL", "--uid", str(config.uid), "--gid", str(config.uid), "--hostname", config.hostname]  # fmt: skip
     if "--disable-userns" in features:
         a.append("--disable-userns")
+    if as_pid_1 and AS_PID_1 in features:
+        a.append(AS_PID_1)
     a += ["--ro-bind", "/usr", "/usr", *lib_links()]
     for etc in ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives"):
         a += ["--ro-bind-try", etc, etc]

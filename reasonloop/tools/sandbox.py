@@ -19,6 +19,14 @@ kernel then kills everything in the pid namespace and ``bwrap`` reaps it, so no 
 left to an init that does not reap), caps stdout/stderr, passes no inherited fds, and
 reads produced files with :func:`read_output_file` (``O_NOFOLLOW``, size cap).
 
+A one-shot :meth:`Sandbox.run` runs its command as the pid namespace's init
+(``--as-pid-1``): ``bwrap``'s own reaper reports the command's exit and ``bwrap`` exits
+before reaping it, leaving it a zombie of the host's pid 1 (which in a container may
+never reap), while its only child ``bwrap`` always reaps. As pid 1 the command ignores
+signals it has no handler for sent from inside (its own ``kill``; ``abort`` ends in
+SIGSEGV); the deadline's SIGKILL and the kernel's limits (CPU, memory, faults) still
+end it.
+
 Fail closed: when bubblewrap or user namespaces are missing the runner refuses with a
 message that says how to fix it. ``SandboxConfig(unsafe_no_sandbox=True)`` (or
 ``REASONLOOP_UNSAFE_NO_SANDBOX=1``) runs without isolation and logs a warning every time.
@@ -42,6 +50,7 @@ from pathlib import Path
 from reasonloop.errors import ConfigError
 from reasonloop.tools._sandbox_io import communicate, echo
 from reasonloop.tools._sandbox_launch import (
+    AS_PID_1,
     LAUNCH_FLAGS,
     SANDBOX_WORKDIR,
     bwrap_args,
@@ -211,9 +220,11 @@ class Sandbox:
             return f"cannot run {exe}: {exc}; {_INSTALL_HINT}"
         if not all(flag in helptext for flag in LAUNCH_FLAGS):
             return f"bubblewrap at {exe} is too old (no {' or '.join(LAUNCH_FLAGS)}); {_INSTALL_HINT}"
-        self._features = {flag for flag in ("--disable-userns", "--size") if flag in helptext}
+        self._features = {flag for flag in ("--disable-userns", "--size", AS_PID_1) if flag in helptext}
         if "--disable-userns" not in self._features:
             self.notes.append("bwrap is older than 0.8: nested user namespaces are blocked by seccomp only")
+        if AS_PID_1 not in self._features:
+            self.notes.append(f"bwrap has no {AS_PID_1}: each finished run leaves a zombie to the host's init")
         with tempfile.TemporaryDirectory(prefix="reasonloop-probe-", dir=self.config.work_root) as wd:
             try:
                 # cat echoes a line back: proof the command runs, and it is still running when
@@ -254,8 +265,12 @@ class Sandbox:
     def spawn(self, argv: Sequence[str], *, workdir: str | os.PathLike[str] | None = None,
               ro_binds: Sequence[tuple[str, str]] = (), pass_fds: Sequence[int] = (),
               stdin: int | None = subprocess.DEVNULL, stdout: int | None = subprocess.DEVNULL,
-              stderr: int | None = subprocess.DEVNULL) -> SandboxProcess:  # fmt: skip
+              stderr: int | None = subprocess.DEVNULL, as_pid_1: bool = False) -> SandboxProcess:  # fmt: skip
         """Start ``argv`` in a new sandbox and return the running process (persistent mode).
+
+        ``as_pid_1`` runs ``argv`` as the sandbox's init instead of under ``bwrap``'s reaper
+        (see the module docstring): nothing is left to reap when ``argv`` exits by itself,
+        and orphans inside stay zombies until the sandbox ends.
 
         Raises:
             SandboxUnavailable: isolation cannot be set up here (nothing was started).
@@ -273,7 +288,8 @@ class Sandbox:
                                                max_pids=self.config.max_pids)  # fmt: skip
                 if cgroup is None and reason not in self.notes:
                     self.notes.append(f"cgroup limits skipped: {reason}")
-            return self._launch(argv, wd, ro_binds, cgroup, pass_fds, stdin, stdout, stderr, owns=owns)
+            return self._launch(argv, wd, ro_binds, cgroup, pass_fds, stdin, stdout, stderr, owns=owns,
+                                as_pid_1=as_pid_1)  # fmt: skip
         except BaseException:
             if cgroup is not None:
                 cgroup.remove()
@@ -283,7 +299,7 @@ class Sandbox:
 
     def _launch(self, argv: Sequence[str], wd: Path, ro_binds: Sequence[tuple[str, str]], cgroup: Cgroup | None,
                 pass_fds: Sequence[int], stdin: int | None, stdout: int | None, stderr: int | None, *,
-                owns: bool = False) -> SandboxProcess:  # fmt: skip
+                owns: bool = False, as_pid_1: bool = False) -> SandboxProcess:  # fmt: skip
         """Start ``bwrap`` and hand its child the cgroup and rlimits (see :mod:`._sandbox_launch`)."""
         info_r, info_w = os.pipe()
         block_r, block_w = os.pipe()
@@ -293,7 +309,7 @@ class Sandbox:
             fds["--seccomp"] = seccomp_fd
         prefix = prlimit_prefix(self.config, self._prlimit) if self._limits_by_exec and self._prlimit else []
         cmd = [*prefix, *bwrap_args(self.config, self._features, workdir=wd, ro_binds=ro_binds,
-                                    env=self._sandbox_env(), fds=fds), *argv]  # fmt: skip
+                                    env=self._sandbox_env(), fds=fds, as_pid_1=as_pid_1), *argv]  # fmt: skip
         try:
             popen = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, env=dict(_HOST_ENV), close_fds=True,
                                      pass_fds=(*fds.values(), *pass_fds), start_new_session=True, cwd="/")  # fmt: skip
@@ -364,7 +380,7 @@ class Sandbox:
         limit = self.config.timeout_s if timeout_s is None else timeout_s
         try:
             proc = self.spawn(argv, workdir=workdir, ro_binds=ro_binds, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, as_pid_1=True)  # fmt: skip
         except (SandboxUnavailable, OSError) as exc:
             return SandboxResult(status=SandboxStatus.REFUSED, killed_reason=str(exc), notes=list(self.notes))
         try:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import struct
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -11,12 +13,14 @@ from pathlib import Path
 import pytest
 
 from reasonloop.errors import ConfigError
+from reasonloop.tools._sandbox_launch import AS_PID_1, bwrap_args
 from reasonloop.tools._sandbox_proc import descendants
 from reasonloop.tools._sandbox_seccomp import SeccompUnsupported, build_filter
 from reasonloop.tools.sandbox import Sandbox, SandboxConfig, SandboxStatus, SandboxUnavailable
 
 PY = os.path.realpath(sys.executable)
 PREFIX = str(Path(PY).parent.parent)
+ZOMBIE_CHECK = Path(__file__).with_name("zombie_check.py")
 
 
 @pytest.fixture
@@ -128,3 +132,37 @@ def test_a_sandbox_that_fails_to_set_up_runs_nothing_and_says_why(sandbox: Sandb
     result = sandbox.run(_py("print('ran')"), ro_binds=(("/nonexistent-reasonloop-path", "/x"),))
     assert result.status in (SandboxStatus.ERROR, SandboxStatus.REFUSED) and "ran" not in result.stdout
     assert "nonexistent-reasonloop-path" in result.stderr + (result.killed_reason or "")
+
+
+def test_one_shot_runs_leave_nothing_to_reap(sandbox_required: None) -> None:
+    # in a subreaper (see zombie_check.py), so an orphan lands on the check whatever the host's init does
+    proc = subprocess.run([sys.executable, str(ZOMBIE_CHECK)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    if "skip" in report:
+        pytest.skip(f"sandbox unavailable: {report['skip']}")
+    statuses = report["statuses"]
+    assert {k: statuses[k] for k in ("ok", "error", "timeout", "not_executable")} == {
+        "ok": ["ok"] * 3, "error": ["error"] * 3, "timeout": ["timeout"] * 3, "not_executable": ["error"] * 3,
+    }, report
+    # bwrap may fail before or after it reports its child (see the set-up failure test above)
+    assert len(statuses["setup_failure"]) == 3 and set(statuses["setup_failure"]) <= {"error", "refused"}, report
+    assert report["left"] == [], report
+
+
+def test_a_run_is_the_sandbox_init_where_bwrap_allows(sandbox: Sandbox, tmp_path: Path) -> None:
+    pid = sandbox.run(_py("import os; print(os.getpid())")).stdout
+    # older bwrap: the run stays under bwrap's reaper (pid 1) and the probe says so in the notes
+    assert pid == ("2\n" if any(AS_PID_1 in note for note in sandbox.notes) else "1\n")
+    # a persistent sandbox keeps the reaper
+    proc = sandbox.spawn(_py("import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(30)"), stdout=subprocess.PIPE)
+    try:
+        assert proc.popen.stdout is not None and proc.popen.stdout.readline() == b"2\n"
+    finally:
+        proc.close()
+
+    def args(features: set[str], as_pid_1: bool) -> list[str]:
+        return bwrap_args(sandbox.config, features, workdir=tmp_path, ro_binds=(), env={}, fds={}, as_pid_1=as_pid_1)
+
+    assert AS_PID_1 in args({AS_PID_1}, True)
+    assert AS_PID_1 not in args(set(), True) and AS_PID_1 not in args({AS_PID_1}, False)
