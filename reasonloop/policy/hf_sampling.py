@@ -16,16 +16,20 @@ The prefix is encoded once; every further step feeds one token with the KV cache
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from reasonloop.errors import PolicyError
+
 __all__ = [
     "IncrementalDecoder",
     "SampleResult",
     "find_stop",
+    "pick_tokens",
     "sample_tokens",
     "score_tokens",
     "token_distribution",
@@ -161,14 +165,46 @@ class LoopSettings:
     generator: torch.Generator | None
 
 
-def _pick(logits: torch.Tensor, s: LoopSettings) -> tuple[int, float, float]:
-    logp, entropy = token_distribution(logits, s.temperature)
-    if s.temperature == 0:
-        token = int(torch.argmax(logits).item())
-    else:
-        probs = top_p_probs(logp.exp(), s.top_p)
-        token = int(torch.multinomial(probs, 1, generator=s.generator).item())
-    return token, float(logp[token].item()), float(entropy.item())
+def pick_tokens(logits: torch.Tensor, settings: Sequence[LoopSettings]) -> tuple[list[int], list[float], list[float]]:
+    """One token for every row of ``logits``, each row with its own settings and generator.
+
+    Row ``i`` is scored by :func:`token_distribution` at its temperature and sampled as
+    ``torch.multinomial(top_p_probs(p_i, top_p), 1, generator=g_i)`` samples it (the
+    exponential race ``argmax(p_i / q_i)``, ``q_i ~ Exp(1)`` drawn from ``g_i``), or
+    greedily from the raw logits at temperature 0. A row's draw uses its generator only,
+    so its token does not depend on the other rows of the batch; the softmax, entropy
+    and race run batched, with one host transfer per call.
+
+    Args:
+        logits: ``(B, V)`` next-token logits.
+        settings: ``B`` rows' settings.
+
+    Returns:
+        ``(tokens, logprobs, entropies)``, one Python value per row.
+
+    Raises:
+        PolicyError: a row's distribution is not finite (the model produced inf or NaN).
+    """
+    logits = logits.float()
+    temps = torch.tensor([s.temperature if s.temperature > 0 else 1.0 for s in settings], device=logits.device)
+    logp = torch.log_softmax(logits / temps[:, None], dim=-1)  # (B, V)
+    probs = logp.exp()
+    entropy = torch.special.entr(probs).sum(-1)  # (B,)
+    scores, races = [], []
+    for i, s in enumerate(settings):
+        if s.temperature == 0:
+            scores.append(logits[i])
+            races.append(torch.ones_like(probs[i]))
+        else:
+            row = top_p_probs(probs[i], s.top_p)
+            scores.append(row)
+            races.append(torch.empty_like(row).exponential_(1, generator=s.generator))
+    tokens = (torch.stack(scores) / torch.stack(races)).argmax(-1)  # (B,)
+    picked = logp.gather(-1, tokens[:, None]).squeeze(-1)
+    out_tokens, out_logp, out_ent = tokens.tolist(), picked.tolist(), entropy.tolist()
+    if not all(math.isfinite(e) for e in out_ent):
+        raise PolicyError("the model produced non-finite logits (inf or NaN): nothing can be sampled")
+    return [int(t) for t in out_tokens], [float(x) for x in out_logp], [float(e) for e in out_ent]
 
 
 @torch.inference_mode()
@@ -195,7 +231,7 @@ def sample_tokens(model: Any, tokenizer: Any, prompt_ids: Sequence[int], setting
     keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     out = model(input_ids=torch.tensor([list(prompt_ids)], device=device), use_cache=True, **keep)
     while True:
-        token, logprob, entropy = _pick(out.logits[0, -1], settings)
+        (token,), (logprob,), (entropy,) = pick_tokens(out.logits[:, -1], [settings])
         ids.append(token)
         logprobs.append(logprob)
         entropies.append(entropy)

@@ -16,15 +16,17 @@ keys and values are stale, so :meth:`HFEngine.sync_weights` drops them.
 from __future__ import annotations
 
 import copy
+import json
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from reasonloop.errors import ConfigError
+from reasonloop.policy.base import ToolSpec
 from reasonloop.policy.hf import HFPolicy, HFPolicyConfig
 
-__all__ = ["EngineStats", "HFEngine", "PrefixCache", "PrefixReuseModel"]
+__all__ = ["EngineStats", "HFEngine", "PrefixCache", "PrefixReuseModel", "PromptMemo"]
 
 
 @dataclass(kw_only=True)
@@ -47,6 +49,38 @@ class EngineStats:
         return {"engine_calls": float(self.calls), "engine_prompt_tokens": float(self.prompt_tokens),
                 "engine_reused_tokens": float(self.reused_tokens),
                 "engine_computed_tokens": float(self.computed_tokens)}
+
+
+class PromptMemo:
+    """Prompt ids of ``start(messages, tools)``, computed once per distinct prompt (LRU).
+
+    Every sample of a group starts from the same messages; rendering the chat template
+    and tokenising it again for each gives the same ids. The ids depend on the
+    messages, the tools' schemas and the (fixed) template and tokenizer only, never
+    on the weights. Messages that are not plain JSON data are not memoised.
+    """
+
+    def __init__(self, start: Callable[[Sequence[dict[str, Any]], Sequence[ToolSpec]], list[int]], *,
+                 max_entries: int = 256) -> None:
+        if max_entries < 1:
+            raise ConfigError("max_entries must be >= 1")
+        self._start = start
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+
+    def __call__(self, messages: Sequence[dict[str, Any]], tools: Sequence[ToolSpec]) -> list[int]:
+        try:
+            key = json.dumps([list(messages), [t.openai_schema() for t in tools]], sort_keys=True)
+        except (TypeError, ValueError):  # not plain data: no key to trust
+            return self._start(messages, tools)
+        ids = self._entries.get(key)
+        if ids is None:
+            ids = tuple(self._start(messages, tools))
+            self._entries[key] = ids
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        self._entries.move_to_end(key)
+        return list(ids)
 
 
 class PrefixCache:
@@ -175,6 +209,7 @@ class HFEngine(HFPolicy):
         super().__init__(model, tokenizer, config)
         self._wrapper = PrefixReuseModel(self.model, reuse=prefix_reuse, max_entries=max_entries)
         self.model = self._wrapper
+        self._prompts = PromptMemo(super().start)
 
     @property
     def module(self) -> Any:
@@ -184,6 +219,10 @@ class HFEngine(HFPolicy):
     @property
     def stats(self) -> EngineStats:
         return self._wrapper.stats
+
+    def start(self, messages: Sequence[dict[str, Any]], tools: Sequence[ToolSpec]) -> list[int]:
+        """:meth:`HFPolicy.start`, rendered and tokenised once per distinct prompt."""
+        return self._prompts(messages, tools)
 
     def sync_weights(self) -> None:
         """The model's weights changed (same object): drop the stale prefix caches."""

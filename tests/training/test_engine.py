@@ -100,3 +100,39 @@ def test_prefix_cache_keeps_the_newest_entries(pair: tuple[Any, Any]) -> None:
     assert n == 4 and kv.get_seq_length() == 4
     n, kv = cache.longest_prefix(list(range(7, 15)))  # whole key: one token left to feed
     assert n == 7 and kv.get_seq_length() == 7
+
+
+def test_prompt_memo_tokenises_each_distinct_prompt_once(pair: tuple[Any, Any]) -> None:
+    from reasonloop.policy.hf import HFPolicy, HFPolicyConfig
+    from reasonloop.training.engine import PromptMemo
+
+    tokenizer, model = pair
+    policy = HFPolicy(model, tokenizer, HFPolicyConfig(device="cpu"))
+    calls: list[int] = []
+
+    def start(messages: Any, tools: Any) -> list[int]:
+        calls.append(1)
+        return policy.start(messages, tools)
+
+    memo = PromptMemo(start, max_entries=2)
+    tool = ToolSpec(name="lookup", description="Look a code up.", parameters={"type": "object", "properties": {}})
+    want = policy.start(MESSAGES, [tool])
+    first = memo(MESSAGES, [tool])
+    first.append(-1)  # the caller owns its list: the memo's entry is unchanged
+    assert memo(list(MESSAGES), [tool]) == want and len(calls) == 1
+    assert memo(MESSAGES, []) == policy.start(MESSAGES, []) and len(calls) == 2  # other tools: other ids
+    memo(MESSAGES, [tool])  # a hit makes it the most recent
+    memo([{"role": "user", "content": "Hi"}], [])  # a third prompt evicts the least recent: (MESSAGES, [])
+    memo(MESSAGES, [tool])
+    assert len(calls) == 3
+    memo(MESSAGES, [])
+    assert len(calls) == 4
+    odd = [{"role": "user", "content": object()}]  # not plain data: never memoised, passed through
+
+    def plain(messages: Any, tools: Any) -> list[int]:
+        calls.append(1)
+        return [1, 2]
+
+    assert PromptMemo(plain)(odd, []) == [1, 2] and PromptMemo(plain)(odd, []) == [1, 2] and len(calls) == 6
+    with pytest.raises(Exception, match="max_entries"):
+        PromptMemo(plain, max_entries=0)
