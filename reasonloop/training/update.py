@@ -1,9 +1,11 @@
 """One policy update over a step's rows: old log-probs, then PPO epochs with gradient accumulation.
 
 Shapes: rows are right-padded to ``[B, T]``; position ``t`` of the logits scores
-token ``t + 1``, so every per-token tensor of the loss is ``[B, T - 1]`` (targets
-``ids[:, 1:]``). Logits are divided by the temperature the tokens were sampled at,
-which is how the sampler computed its log-probs.
+token ``t + 1``, so the per-token tensors are ``[B, T - 1]`` (targets ``ids[:, 1:]``),
+and the loss reads their columns from ``s`` on, the first target any row of the
+micro-batch trains on (:func:`scored_from`): the shared prompt before it is encoded
+but never projected onto the vocabulary. Logits are divided by the temperature the
+tokens were sampled at, which is how the sampler computed its log-probs.
 
 The step's loss is the token mean over all weighted tokens of all rows; each
 micro-batch contributes its token mean times its share of the weight, so gradient
@@ -22,8 +24,9 @@ import torch
 from reasonloop.training.batch import Row
 from reasonloop.training.distributed import DataParallel
 from reasonloop.training.losses import PolicyLossConfig, entropy_from_logits, policy_loss, token_logprobs
+from reasonloop.training.prefixes import left_padded, positions_of, right_padded, shared_prefixes
 
-__all__ = ["UpdateSettings", "padded", "policy_update", "row_logprobs"]
+__all__ = ["UpdateSettings", "padded", "policy_update", "row_logprobs", "scored_from"]
 
 _SUMMED = ("loss", "pg_loss", "clip_frac", "approx_kl", "ratio")
 """Loss metrics every rank reports (weighted by its share of the global loss weight)."""
@@ -66,25 +69,125 @@ def padded(rows: Sequence[Row], pad_id: int, device: Any) -> dict[str, torch.Ten
     return {k: v.to(device) for k, v in out.items()}
 
 
-def row_logprobs(model: Any, batch: dict[str, torch.Tensor], *, entropy: bool = False,
-                 bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-probs ``[B, T-1]`` of the batch's tokens (and entropies if asked) at the rows' temperatures."""
+def scored_from(batch: dict[str, torch.Tensor]) -> int:
+    """First target column of ``batch`` with a loss weight (``0`` when none has one).
+
+    Columns before it are prompt and forced tokens of every row: they need hidden
+    states (later tokens attend to them) but no logits, log-probs or gradients.
+    """
+    weighted = (batch["weights"] > 0).any(dim=0).nonzero()
+    return int(weighted[0, 0]) if len(weighted) else 0
+
+
+def _accepts_logits_to_keep(model: Any) -> bool:
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    return "logits_to_keep" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def row_logprobs(model: Any, batch: dict[str, torch.Tensor], *, entropy: bool = False, bf16: bool = False,
+                 start: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probs ``[B, T-1-start]`` of the batch's target columns ``start..`` (and entropies if asked)
+    at the rows' temperatures; the vocabulary projection runs for those positions only."""
     cast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 and batch["ids"].is_cuda else nullcontext()
+    keep = batch["ids"].shape[1] - start  # positions start..T-1 score targets start+1..T (the last: nothing)
+    extra = {"logits_to_keep": keep} if start > 0 and _accepts_logits_to_keep(model) else {}
     with cast:
-        logits = model(input_ids=batch["ids"], attention_mask=batch["attn"]).logits[:, :-1]
+        logits = model(input_ids=batch["ids"], attention_mask=batch["attn"], **extra).logits[:, -keep:][:, :-1]
     logits = logits.float() / batch["temp"].view(-1, 1, 1)
-    logp = token_logprobs(logits, batch["ids"][:, 1:])
+    logp = token_logprobs(logits, batch["ids"][:, start + 1 :])
     return logp, (entropy_from_logits(logits) if entropy else None)
 
 
 def _micro(rows: Sequence[Row], size: int) -> list[list[Row]]:
+    """Micro-batches of ``size`` rows; with several, rows of similar length share one (less padding)."""
+    if len(rows) > size:
+        rows = sorted(rows, key=lambda r: len(r.input_ids))
     return [list(rows[i : i + size]) for i in range(0, len(rows), size)]
+
+
+def _narrowed(b: dict[str, torch.Tensor], start: int) -> dict[str, torch.Tensor]:
+    """``b`` with its per-target tensors cut to the columns ``start..``."""
+    return {k: (v[:, start:] if k in ("weights", "adv", "sampler") else v) for k, v in b.items()}
+
+
+def _checkpointing(model: Any) -> bool:
+    """Whether activation checkpointing is on (it turns caches off: no shared-prefix pass then)."""
+    return any(getattr(m, "gradient_checkpointing", False) is True for m in model.modules())
+
+
+def _sharing(rows: Sequence[Row], full: dict[str, torch.Tensor]) -> tuple[list[int], list[tuple[int, list[int]]]] | None:
+    """``(first weighted column per row, runs)`` when encoding shared prefixes once is cheaper, else ``None``.
+
+    A row's prefix stops at its first weighted target column ``t`` (position ``t``
+    predicts it), so every position whose logits the loss reads is in the row's suffix.
+    """
+    weighted = full["weights"] > 0  # [B, T-1]
+    lens = [len(r.input_ids) for r in rows]
+    first = [int(w.nonzero()[0, 0]) if bool(w.any()) else n - 1 for w, n in zip(weighted, lens, strict=True)]
+    runs = shared_prefixes([r.input_ids[: t + 1] for r, t in zip(rows, first, strict=True)])
+    prefix = {i: p for p, members in runs for i in members}
+    wp, ws = max(p for p, _ in runs), max(n - prefix[i] for i, n in enumerate(lens))
+    if len(runs) == len(rows) or len(runs) * wp + len(rows) * ws >= len(rows) * max(lens):
+        return None
+    return first, runs
+
+
+def _shared_logprobs(model: Any, rows: Sequence[Row], full: dict[str, torch.Tensor], plan: tuple[list[int], list[tuple[int, list[int]]]],
+                     pad_id: int, *, entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
+    """Log-probs with each shared prefix encoded once: ``[C, Wp]`` prefixes, then ``[B, Ws]`` suffixes on
+    their copied caches; the loss tensors come back in suffix coordinates ``[B, K]`` (gathered from ``full``)."""
+    first, runs = plan
+    device = full["ids"].device
+    prefix, run_of = [0] * len(rows), [0] * len(rows)
+    for r, (p, members) in enumerate(runs):
+        for i in members:
+            prefix[i], run_of[i] = p, r
+    head_ids, head = (t.to(device) for t in left_padded([rows[m[0]].input_ids[:p] for p, m in runs],
+                                                         max(p for p, _ in runs), pad_id))
+    keep_one = {"logits_to_keep": 1} if _accepts_logits_to_keep(model) else {}
+    out = model(input_ids=head_ids, attention_mask=head, position_ids=positions_of(head), use_cache=True, **keep_one)
+    which = torch.tensor(run_of, device=device)
+    cache = out.past_key_values
+    cache.batch_select_indices(which)  # [C, ...] -> [B, ...], differentiable: prefix gradients add up
+    width = max(len(r.input_ids) - p for r, p in zip(rows, prefix, strict=True))
+    tail_ids, tail = (t.to(device) for t in right_padded([r.input_ids[p:] for r, p in zip(rows, prefix, strict=True)],
+                                                         width, pad_id))
+    offset = min(t - p for t, p in zip(first, prefix, strict=True))  # first suffix column the loss reads
+    keep = width - offset
+    starts = torch.tensor(prefix, device=device)[:, None]
+    logits = model(input_ids=tail_ids, attention_mask=torch.cat([head[which], tail], dim=1),
+                   position_ids=starts + torch.arange(width, device=device)[None], past_key_values=cache, use_cache=True,
+                   **({"logits_to_keep": keep} if _accepts_logits_to_keep(model) else {})).logits[:, -keep:]
+    logits = logits.float() / full["temp"].view(-1, 1, 1)
+    targets = torch.cat([tail_ids[:, 1:], torch.full_like(tail_ids[:, :1], pad_id)], dim=1)[:, offset:]
+    logp = token_logprobs(logits, targets)
+    cols = starts + offset + torch.arange(keep, device=device)[None]  # [B, K]: each column's target column in full
+    lens = torch.tensor([len(r.input_ids) for r in rows], device=device)[:, None]
+    valid = (cols < lens - 1).float()
+    cols = cols.clamp_max(full["weights"].shape[1] - 1)
+    b = {**full, **{k: full[k].gather(1, cols) * valid for k in ("weights", "adv", "sampler")}}
+    return logp, (entropy_from_logits(logits) if entropy else None), b
+
+
+def _scored(model: Any, rows: Sequence[Row], full: dict[str, torch.Tensor], pad_id: int, *, entropy: bool = False,
+            bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
+    """``(logp, entropy, b)``: log-probs of the columns the loss reads and ``full``'s loss tensors cut to the same columns."""
+    cast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 and full["ids"].is_cuda else nullcontext()
+    plan = None if _checkpointing(model) else _sharing(rows, full)
+    with cast:
+        if plan is not None:
+            return _shared_logprobs(model, rows, full, plan, pad_id, entropy=entropy)
+    start = scored_from(full)
+    logp, ent = row_logprobs(model, full, entropy=entropy, bf16=bf16, start=start)
+    return logp, ent, _narrowed(full, start)
 
 
 @torch.no_grad()
 def _old_logprobs(model: Any, micro: list[list[Row]], pad_id: int, device: Any, s: UpdateSettings) -> list[torch.Tensor]:
     model.eval()
-    return [row_logprobs(model, padded(m, pad_id, device), bf16=s.bf16)[0] for m in micro]
+    return [_scored(model, m, padded(m, pad_id, device), pad_id, bf16=s.bf16)[0] for m in micro]
 
 
 def policy_update(model: Any, optimizer: Any, rows: Sequence[Row], settings: UpdateSettings, *, pad_id: int,
@@ -118,11 +221,13 @@ def policy_update(model: Any, optimizer: Any, rows: Sequence[Row], settings: Upd
         for _ in range(settings.ppo_epochs):
             optimizer.zero_grad(set_to_none=True)
             for m, lp in zip(micro, old, strict=True):
-                b = padded(m, pad_id, device)
-                share = float(b["weights"].sum()) / total_w
+                full = padded(m, pad_id, device)
+                share = float(full["weights"].sum()) / total_w
                 if share == 0.0:
                     continue
-                logp, ent = row_logprobs(model, b, entropy=settings.loss.entropy_coef > 0, bf16=settings.bf16)
+                # The columns read depend on the rows only: the same in every epoch and for the old log-probs.
+                logp, ent, b = _scored(model, m, full, pad_id, entropy=settings.loss.entropy_coef > 0,
+                                       bf16=settings.bf16)
                 recomputed = logp.detach() if lp is None else lp
                 gap = ((recomputed - b["sampler"]).abs() * (b["weights"] > 0)).max()
                 diff = max(diff, float(gap))
@@ -130,7 +235,7 @@ def policy_update(model: Any, optimizer: Any, rows: Sequence[Row], settings: Upd
                 ref = None
                 if ref_model is not None and settings.loss.kl_coef > 0:
                     with torch.no_grad():
-                        ref = row_logprobs(ref_model, b, bf16=settings.bf16)[0]
+                        ref = _scored(ref_model, m, full, pad_id, bf16=settings.bf16)[0]
                 loss, metrics = policy_loss(logp, old_lp, b["adv"], b["weights"], config=settings.loss,
                                             kind=settings.kind, ref_logp=ref, entropy=ent)
                 (loss * share).backward()
