@@ -48,6 +48,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from reasonloop.errors import ConfigError
+from reasonloop.tools import _spawner as spawner
 from reasonloop.tools._sandbox_io import communicate, echo
 from reasonloop.tools._sandbox_launch import (
     AS_PID_1,
@@ -311,7 +312,7 @@ class Sandbox:
         cmd = [*prefix, *bwrap_args(self.config, self._features, workdir=wd, ro_binds=ro_binds,
                                     env=self._sandbox_env(), fds=fds, as_pid_1=as_pid_1), *argv]  # fmt: skip
         try:
-            popen = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, env=dict(_HOST_ENV), close_fds=True,
+            popen = spawner.popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, env=dict(_HOST_ENV), close_fds=True,
                                      pass_fds=(*fds.values(), *pass_fds), start_new_session=True, cwd="/")  # fmt: skip
         except BaseException:
             for fd in (info_r, block_w):
@@ -341,7 +342,7 @@ class Sandbox:
         logger.warning("UNSAFE: running model-written code WITHOUT a sandbox (%s=1 or unsafe_no_sandbox=True)",
                        UNSAFE_ENV_VAR)  # fmt: skip
         prefix = prlimit_prefix(self.config, self._prlimit) if self._prlimit else []
-        popen = subprocess.Popen(
+        popen = spawner.popen(
             [*prefix, *argv], stdin=stdin, stdout=stdout, stderr=stderr,
             env={**_HOST_ENV, **self._sandbox_env(), "HOME": str(wd)}, close_fds=True, pass_fds=tuple(pass_fds),
             start_new_session=True, cwd=str(wd),

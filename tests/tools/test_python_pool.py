@@ -107,3 +107,44 @@ def test_a_hostile_session_cannot_reach_the_waiting_sandboxes(sandbox_required: 
         assert after.run("6 * 7").display == "42" and not procs.strays(after)
     assert pool.stats["taken"] == 3 and pool.stats["failed"] == 0  # the restart took a fresh sandbox too
     pool.close()
+
+
+@pytest.mark.parametrize("unsafe", [False, True], ids=["sandboxed", "unsafe"])
+def test_a_session_outlives_the_thread_that_started_it(sandbox_required: None, unsafe: bool) -> None:
+    """The kernel signals a child when the *thread* that forked it exits; sessions must not care."""
+    import asyncio
+    import threading
+
+    from reasonloop.tools.sandbox import SandboxConfig
+
+    config = PythonConfig(timeout_s=5, pool_size=0, sandbox=SandboxConfig(unsafe_no_sandbox=unsafe))
+    opened: list[PythonSession] = []
+
+    def start() -> None:
+        session = PythonSession.open(config)
+        assert session.run("x = 41\nx + 1").display == "42"
+        opened.append(session)
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    thread.join()
+    session = opened[0]
+    pid = _sandbox_pid(session)
+    try:
+        for _ in range(20):  # the signal is immediate; give a dying sandbox time to be seen dead
+            cell = session.run("x")
+            assert cell.status is CellStatus.OK and cell.display == "41", cell.format()
+        assert _sandbox_pid(session) == pid  # the same process, never restarted
+    finally:
+        session.close()
+
+    async def open_in_a_worker_thread() -> PythonSession:  # a to_thread worker retires with its loop
+        session = await asyncio.to_thread(PythonSession.open, config)
+        await asyncio.to_thread(session.run, "y = 5")
+        return session
+
+    session = asyncio.run(open_in_a_worker_thread())
+    try:
+        assert session.run("y * 2").display == "10"
+    finally:
+        session.close()
