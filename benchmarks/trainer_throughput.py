@@ -1,6 +1,6 @@
 """Trainer throughput, side by side: our trainer versus TRL's GRPOTrainer (tokens per second).
 
-Run: ``.venv/bin/python benchmarks/trainer_throughput.py [--steps N]`` (needs ``trl``;
+Run: ``.venv/bin/python benchmarks/trainer_throughput.py [--steps N] [--rounds R]`` (needs ``trl``;
 prints why not and exits 0 without it).
 
 Same tiny model (built from the same seed), same prompts (the toy lookup tasks, rendered
@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,7 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"measured steps after one warm-up (default: {STEPS_DEFAULT} tiny, 2 smollm2)")
     parser.add_argument("--out", type=Path, default=Path("runs/throughput"))
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (both trainers)")
+    parser.add_argument("--rounds", type=int, default=3, help="tiny: alternated rounds; the ratio is their median")
     smol = parser.add_argument_group("--model smollm2")
     smol.add_argument("--prompts", type=int, default=1, help="prompts per step")
     smol.add_argument("--samples", type=int, default=4, help="samples per prompt (the GRPO group)")
@@ -263,20 +265,29 @@ def main() -> None:
         return
     args.steps = STEPS_DEFAULT if args.steps is None else args.steps
     tokenizer, model = warm_toy(sft_steps=20)
-    print(f"{'trainer':<30} {'steps':>5} {'tokens':>8} {'seconds':>8} {'tokens/s':>9}")
-    ours: dict[str, float] = {}
-    for engine in ("prefix_reuse", "batched"):
-        tokens, seconds = _ours(tokenizer, copy.deepcopy(model), args.steps, args.out / engine, engine)
-        ours[engine] = tokens / seconds
-        print(f"{'reasonloop, ' + engine:<30} {args.steps:>5} {tokens:>8.0f} {seconds:>8.2f} {tokens / seconds:>9.1f}")
-    if importlib.util.find_spec("trl") is None:
+    have_trl = importlib.util.find_spec("trl") is not None
+    if not have_trl:
         print("TRL is not installed (pip install trl): no side-by-side number")
+    print(f"{args.rounds} round(s), each: our engines, then TRL, on copies of the same model; "
+          f"{args.steps} measured steps after 1 warm-up")
+    print(f"{'round':<6} {'trainer':<30} {'steps':>5} {'tokens':>8} {'seconds':>8} {'tokens/s':>9}")
+    rates: dict[str, list[float]] = {}
+    for r in range(args.rounds):  # alternated, so a slow spell of the machine hits every side
+        sides = [(f"reasonloop, {e}", lambda e=e: _ours(tokenizer, copy.deepcopy(model), args.steps,
+                                                        args.out / e, e)) for e in ("prefix_reuse", "batched")]
+        if have_trl:
+            sides.append(("TRL GRPOTrainer", lambda: _trl(tokenizer, copy.deepcopy(model), args.steps, args.out / "trl")))
+        for name, run in sides:
+            tokens, seconds = run()
+            rates.setdefault(name, []).append(tokens / seconds)
+            print(f"{r + 1:<6} {name:<30} {args.steps:>5} {tokens:>8.0f} {seconds:>8.2f} {tokens / seconds:>9.1f}")
+    if not have_trl:
         return
-    trl_tokens, trl_s = _trl(tokenizer, copy.deepcopy(model), args.steps, args.out / "trl")
-    print(f"{'TRL GRPOTrainer':<30} {args.steps:>5} {trl_tokens:>8.0f} {trl_s:>8.2f} {trl_tokens / trl_s:>9.1f}")
-    for engine, rate in ours.items():
-        print(f"ratio ours ({engine}) / TRL: {rate / (trl_tokens / trl_s):.2f}x")
-
+    trl = rates.pop("TRL GRPOTrainer")
+    for name, ours in rates.items():
+        ratios = sorted(o / t for o, t in zip(ours, trl, strict=True))
+        print(f"ratio ours ({name.split(', ')[1]}) / TRL: median {statistics.median(ratios):.2f}x "
+              f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)})")
 
 if __name__ == "__main__":
     main()
