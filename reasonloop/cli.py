@@ -316,13 +316,14 @@ app.add_typer(recipe_app, name="recipe")
 def recipe_tiny(
     out: Annotated[Path, typer.Option("--out", help="Run directory (model, trajectories, summary.json).")],
     seed: Annotated[int, typer.Option("--seed", help="Seed of tasks, tokenizer, model and training.")] = 0,
+    variant: Annotated[str, typer.Option("--variant", help="shipped (the model in assets/tiny) or letters "
+                                                            "(names letter by letter, quoting lookup expert).")] = "shipped",
 ) -> None:
     """Train the embedded tiny policy from nothing: expert trajectories, tokenizer, SFT, ARPO, evaluation."""
-    from reasonloop.recipes.tiny import run_tiny_recipe
+    from reasonloop.recipes.tiny import recipe_variant, run_tiny_recipe
 
     console = _console()
-    summary = run_tiny_recipe(out, seed=seed, log=console.print)
-    typer.echo(json.dumps(summary, indent=2, default=str))
+    _print_result(lambda: run_tiny_recipe(out, config=recipe_variant(variant, seed=seed), log=console.print))
 
 
 @recipe_app.command("smollm2")

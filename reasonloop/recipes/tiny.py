@@ -32,7 +32,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ __all__ = [
     "TRAIN_LEVELS",
     "TRAIN_SCALE",
     "ReactiveTeacher",
+    "LETTERS_WEIGHTS",
     "SUITE_WEIGHTS",
     "TinyRecipeConfig",
     "build_tokenizer",
@@ -63,6 +64,7 @@ __all__ = [
     "held_out_tasks",
     "recipe_tasks",
     "record_experts",
+    "recipe_variant",
     "run_tiny_recipe",
     "sft_train",
     "training_tasks",
@@ -124,12 +126,37 @@ def _arith_chain(task: Task, turn: int, last: str | None) -> ExpertTurn | None:
     return _answer(_last_number(last)) if turn == len(exprs) else None
 
 
+_RELATIONS = ("works for", "in the town of", "born in", "founded in", "headquarters are in", "in the region of")
+"""The phrases that introduce a fact in the lookup corpus's documents."""
+
+
+def _quote(answer: str, last: str | None) -> str:
+    """``"<relation> <answer>. "`` as the retrieved text has it, or ``""`` when it does not."""
+    for relation in _RELATIONS:
+        if f"{relation} {answer}" in (last or ""):
+            return f"{relation} {answer}. "
+    return ""
+
+
 @EXPERTS.decorator("lookup")
 def _lookup(task: Task, turn: int, last: str | None) -> ExpertTurn | None:
     searches = [t for t in task.expert if t.tool_calls]
     if turn < len(searches):
         return ExpertTurn(tool_calls=[(n, {"query": a["query"]}) for n, a in searches[turn].tool_calls])
     return _answer(task.answer) if turn == len(searches) else None
+
+
+def _lookup_quoted(task: Task, turn: int, last: str | None) -> ExpertTurn | None:
+    """Search each hop's entity, then quote the fact's phrase from the result and answer.
+
+    The quote turns reading into copying: the relation the question asks for (``works
+    for``) is written first, then the retrieved text's continuation of that same phrase
+    is copied, and the answer is copied from the quote just written.
+    """
+    searches = [t for t in task.expert if t.tool_calls]
+    if turn < len(searches):
+        return _lookup(task, turn, last)
+    return ExpertTurn(text=f"{_quote(task.answer, last)}<answer>{task.answer}</answer>") if turn == len(searches) else None
 
 
 @EXPERTS.decorator("logic")
@@ -155,8 +182,11 @@ def _planning(task: Task, turn: int, last: str | None) -> ExpertTurn | None:
     return None
 
 
-def expert_turn(task: Task, turn: int, last: str | None) -> ExpertTurn | None:
-    """The turn the suite's tiny expert writes next (see :data:`EXPERTS`)."""
+def expert_turn(task: Task, turn: int, last: str | None, *, quote_lookup: bool = False) -> ExpertTurn | None:
+    """The turn the suite's tiny expert writes next (see :data:`EXPERTS`; ``quote_lookup``:
+    the lookup expert quotes the fact's phrase before it answers)."""
+    if quote_lookup and task.suite == "lookup":
+        return _lookup_quoted(task, turn, last)
     return EXPERTS.get(task.suite)(task, turn, last)
 
 
@@ -168,9 +198,10 @@ class ReactiveTeacher(TeacherPolicy):
     (see :data:`EXPERTS`).
     """
 
-    def __init__(self, base: Any, tasks: Sequence[Task]) -> None:
+    def __init__(self, base: Any, tasks: Sequence[Task], *, quote_lookup: bool = False) -> None:
         super().__init__(base, tasks)
         self._tasks = {t.prompt: t for t in tasks}
+        self.quote_lookup = quote_lookup
 
     def turn_for(self, context: Context) -> ExpertTurn | None:
         users = [m for m in context.messages if m.get("role") == "user"]
@@ -179,7 +210,7 @@ class ReactiveTeacher(TeacherPolicy):
             return None
         results = [str(m.get("content", "")) for m in context.messages if m.get("role") == "tool"]
         turn_no = sum(1 for m in context.messages if m.get("role") == "assistant")
-        return expert_turn(task, turn_no, results[-1] if results else None)
+        return expert_turn(task, turn_no, results[-1] if results else None, quote_lookup=self.quote_lookup)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,8 +227,21 @@ class TinyRecipeConfig:
     translate, it cannot memorise."""
     vocab_size: int = 2048
     """BPE vocabulary (digits stay single tokens, so numbers are copied digit by digit)."""
+    letter_names: bool = False
+    """Encode capitalised words letter by letter, like digits, so a made-up name is copied
+    the way a number is (see :func:`~reasonloop.policy.tiny_model.build_tiny_tokenizer`;
+    needs ``arch="llama"``)."""
+    arch: str = "qwen2"
+    """Model architecture, ``qwen2`` or ``llama`` (transformers loads a Llama checkpoint's
+    own ``tokenizer.json`` as it is, but rebuilds a Qwen2 one's split rules, which would
+    drop ``letter_names``)."""
+    quote_lookup: bool = False
+    """The lookup expert quotes the retrieved fact's phrase (``works for Gyrurcor.``) before
+    it answers, so reading the answer becomes copying a phrase it has just started."""
+    suite_weights: Mapping[str, float] = field(default_factory=lambda: dict(SUITE_WEIGHTS))
+    """Relative SFT sampling weight per suite (1.0 when absent)."""
     hidden: int = 192
-    """Hidden size of the Qwen2 model."""
+    """Hidden size of the model."""
     layers: int = 4
     """Decoder layers."""
     heads: int = 6
@@ -269,7 +313,7 @@ def evaluation_prompts(suites: Sequence[str], seed: int = 0, n: int = 100) -> se
     return {t.prompt for s in seeds for tasks in held_out_tasks(suites, n, seed=s).values() for t in tasks}
 
 
-def build_tokenizer(tasks: Sequence[Task], *, vocab_size: int) -> Any:
+def build_tokenizer(tasks: Sequence[Task], *, vocab_size: int, letter_names: bool = False) -> Any:
     """A byte-level BPE trained on the tasks' prompts and their experts' tool calls."""
     from reasonloop.policy.templates import TINY_TAGS
     from reasonloop.policy.tiny_model import build_tiny_tokenizer
@@ -279,19 +323,22 @@ def build_tokenizer(tasks: Sequence[Task], *, vocab_size: int) -> Any:
         texts.append(task.prompt)
         for turn in task.expert:
             texts.extend([turn.text, *(json.dumps(a, ensure_ascii=False) for _, a in turn.tool_calls)])
-    return build_tiny_tokenizer(texts, vocab_size=vocab_size, chat_template=TINY_TAGS.source)
+    return build_tiny_tokenizer(texts, vocab_size=vocab_size, chat_template=TINY_TAGS.source,
+                                letter_names=letter_names)
 
 
-async def _record_suite(policy: Any, suite: str, tasks: Sequence[Task], cache_dir: Path) -> list[Trajectory]:
+async def _record_suite(policy: Any, suite: str, tasks: Sequence[Task], cache_dir: Path,
+                        quote_lookup: bool) -> list[Trajectory]:
     from reasonloop.agents import AgentRuntime, build_react_agent
 
     toolset = SUITES.get(suite).toolset(tasks, cache_dir=cache_dir)
-    agent = build_react_agent(ReactiveTeacher(policy, tasks), toolset, system_prompt=SYSTEM_PROMPT, max_steps=6)
+    agent = build_react_agent(ReactiveTeacher(policy, tasks, quote_lookup=quote_lookup), toolset, system_prompt=SYSTEM_PROMPT, max_steps=6)
     async with AgentRuntime(agent, concurrency=4) as runtime:
         return await runtime.run_many([{"task_id": t.id, "prompt": t.prompt} for t in tasks])
 
 
-def record_experts(policy: Any, tasks: Sequence[Task], *, cache_dir: Path) -> list[Trajectory]:
+def record_experts(policy: Any, tasks: Sequence[Task], *, cache_dir: Path,
+                   quote_lookup: bool = False) -> list[Trajectory]:
     """The tasks' tiny experts run through the real agent and tools, with ``policy``'s ids.
 
     Only episodes the suite's verifier accepts are kept (a tool failure never becomes
@@ -303,7 +350,7 @@ def record_experts(policy: Any, tasks: Sequence[Task], *, cache_dir: Path) -> li
     kept: list[Trajectory] = []
     for suite, group in by_suite.items():
         index = {t.id: t for t in group}
-        for traj in asyncio.run(_record_suite(policy, suite, group, cache_dir)):
+        for traj in asyncio.run(_record_suite(policy, suite, group, cache_dir, quote_lookup)):
             if index[traj.task_id].verify(traj.final_answer, traj).correct and traj.prompt_token_ids:
                 traj.metadata["suite"] = suite
                 kept.append(traj)
@@ -314,9 +361,32 @@ _BATCH_TOKENS = 4096
 SUITE_WEIGHTS: Mapping[str, float] = {
     "arith-py": 0.6, "arith-chain": 0.8, "lookup": 0.5, "logic": 0.8, "planning": 0.6,
 }
-"""Relative SFT sampling weight per suite (1.0 when absent). The arithmetic suites share
+"""The shipped model's SFT sampling weights (1.0 when absent). The arithmetic suites share
 their word problems, so they share what is learnt; a planning step holds few rows (its
 episodes are long), so it is drawn about as often as the others."""
+
+
+LETTERS_WEIGHTS: Mapping[str, float] = {
+    "arith-py": 0.6, "arith-chain": 0.8, "lookup": 2.0, "logic": 0.6, "planning": 0.5,
+}
+"""The ``letters`` variant's weights: lookup, which it learns, gets the most steps."""
+
+
+def recipe_variant(name: str, seed: int = 0) -> TinyRecipeConfig:
+    """A named recipe: ``shipped`` (the model in ``assets/tiny``) or ``letters``.
+
+    ``letters`` encodes capitalised words letter by letter (a Llama model), makes the lookup
+    expert quote the fact it read and spends 7,000 SFT steps, most of them on lookup. It
+    learns lookup (60% on held-out tasks, the shipped model 0%) but copies numbers worse
+    (arith 70%, arith-py 75%, arith-chain 15%, against 100% for the shipped model), so it
+    is not the shipped model.
+    """
+    if name == "shipped":
+        return TinyRecipeConfig(seed=seed)
+    if name == "letters":
+        return TinyRecipeConfig(seed=seed, letter_names=True, arch="llama", quote_lookup=True,
+                                suite_weights=dict(LETTERS_WEIGHTS), sft_steps=7000)
+    raise ConfigError(f"unknown tiny recipe variant {name!r}; known: letters, shipped")
 
 
 def _lr_at(progress: float, peak: float, warm: float = 0.05) -> float:
@@ -327,8 +397,8 @@ def _lr_at(progress: float, peak: float, warm: float = 0.05) -> float:
 
 
 def sft_train(model: Any, trajectories: Sequence[Trajectory], *, steps: int, batch: int, lr: float, seed: int,
-              pad_id: int, budget_s: float = math.inf, log: Callable[[dict[str, float]], None] | None = None
-              ) -> list[dict[str, float]]:
+              pad_id: int, budget_s: float = math.inf, suite_weights: Mapping[str, float] | None = None,
+              log: Callable[[dict[str, float]], None] | None = None) -> list[dict[str, float]]:
     """SFT on the policy tokens, each step on one suite's batch (similar lengths pad little).
 
     Uses :func:`reasonloop.training.sft.sft_loss`; adds the warm-up/cosine schedule and
@@ -344,9 +414,9 @@ def sft_train(model: Any, trajectories: Sequence[Trajectory], *, steps: int, bat
         pools.setdefault(str(traj.metadata.get("suite", "")), []).extend(sft_rows([traj]))
     names = sorted(pools)
     # A batch holds at most ``_BATCH_TOKENS`` tokens and the long suites are drawn less
-    # often (:data:`SUITE_WEIGHTS`), so the CPU time goes mostly where a small model learns.
+    # often (``weights``), so the CPU time goes mostly where a small model learns.
     sizes = {n: max(1, min(batch, _BATCH_TOKENS // max(len(i) for i, _ in pools[n]))) for n in names}
-    weights = [SUITE_WEIGHTS.get(n, 1.0) for n in names]
+    weights = [(SUITE_WEIGHTS if suite_weights is None else suite_weights).get(n, 1.0) for n in names]
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     history: list[dict[str, float]] = []
     started = time.perf_counter()
@@ -387,7 +457,7 @@ def run_tiny_recipe(out_dir: str | Path, *, seed: int = 0, config: TinyRecipeCon
                     log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train the tiny policy from nothing into ``out_dir/model``; returns the summary.
 
-    Steps: generate training tasks, train the tokenizer, build a random Qwen2 model,
+    Steps: generate training tasks, train the tokenizer, build a random model,
     record the tiny experts through the real tools, SFT, optional ARPO, evaluate on
     held-out seeds with and without tools. ``out_dir/summary.json`` holds the numbers,
     the settings and the time of each phase.
@@ -397,21 +467,23 @@ def run_tiny_recipe(out_dir: str | Path, *, seed: int = 0, config: TinyRecipeCon
     from reasonloop.recipes.tiny_loop import arpo_finetune, evaluate_suites
 
     cfg = config or TinyRecipeConfig(seed=seed)
+    if cfg.letter_names and cfg.arch != "llama":
+        raise ConfigError("letter_names needs arch='llama' (a Qwen2 checkpoint's tokenizer is rebuilt on load)")
     out, times = Path(out_dir), {}
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "cache"
     clock = time.perf_counter()
     tasks = recipe_tasks(cfg.suites, cfg.n_train, cfg.seed, exclude=evaluation_prompts(cfg.suites, cfg.seed))
-    tokenizer = build_tokenizer(tasks, vocab_size=cfg.vocab_size)
+    tokenizer = build_tokenizer(tasks, vocab_size=cfg.vocab_size, letter_names=cfg.letter_names)
     model = build_tiny_model(tokenizer, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, kv_heads=cfg.kv_heads,
-                             seed=cfg.seed)
+                             arch=cfg.arch, seed=cfg.seed)
     policy = HFPolicy(model, tokenizer, HFPolicyConfig(device="cpu", template=TEMPLATE))
-    experts = record_experts(policy, tasks, cache_dir=cache)
+    experts = record_experts(policy, tasks, cache_dir=cache, quote_lookup=cfg.quote_lookup)
     times["record_s"] = time.perf_counter() - clock
     log(f"recorded {len(experts)} expert trajectories of {len(tasks)} tasks in {times['record_s']:.0f}s")
     clock = time.perf_counter()
     sft = sft_train(model, experts, steps=cfg.sft_steps, batch=cfg.sft_batch, lr=cfg.sft_lr, seed=cfg.seed,
-                    pad_id=int(tokenizer.pad_token_id), budget_s=cfg.sft_budget_s,
+                    pad_id=int(tokenizer.pad_token_id), budget_s=cfg.sft_budget_s, suite_weights=cfg.suite_weights,
                     log=lambda e: log(f"sft step {e['step']:.0f} loss {e['sft_loss']:.3f}") if e["step"] % 50 == 0 else None)
     times["sft_s"] = time.perf_counter() - clock
     clock = time.perf_counter()

@@ -18,7 +18,9 @@ from reasonloop.recipes.tiny import (
     build_tokenizer,
     expert_turn,
     held_out_tasks,
+    recipe_variant,
     record_experts,
+    run_tiny_recipe,
     sft_train,
     training_tasks,
 )
@@ -59,6 +61,27 @@ def test_experts_read_the_last_tool_result() -> None:
     assert expert_turn(plan, 1, out).text == "<answer>\n(pick-up b1)\n(stack b1 b2)\n</answer>"  # type: ignore[union-attr]
 
 
+def test_lookup_expert_quotes_the_fact_it_read_then_answers(tmp_path: Path) -> None:
+    tasks = SUITES.get("lookup").generate(6, seed=3, difficulty=1)
+    policy = _policy(tasks)
+    for traj in record_experts(policy, tasks, cache_dir=tmp_path, quote_lookup=True):  # the real search tool
+        task = next(t for t in tasks if t.id == traj.task_id)
+        final = traj.steps[-1].text  # type: ignore[union-attr]
+        relation = final.split(f" {task.answer}. <answer>")[0]
+        assert final == f"{relation} {task.answer}. <answer>{task.answer}</answer>"
+        assert f"{relation} {task.answer}" in traj.tool_steps()[-1].result.output  # the quote is the retrieved text's
+    # nothing retrieved says it: no quote, the answer alone
+    assert expert_turn(tasks[0], 1, "0 documents", quote_lookup=True).text == f"<answer>{tasks[0].answer}</answer>"  # type: ignore[union-attr]
+    # the shipped model's expert answers without a quote
+    plain = expert_turn(tasks[0], 1, f"X works for {tasks[0].answer}.")
+    assert plain is not None and plain.text == f"<answer>{tasks[0].answer}</answer>"
+    assert recipe_variant("letters").quote_lookup and not recipe_variant("shipped").letter_names
+    with pytest.raises(ConfigError, match="letters, shipped"):
+        recipe_variant("nope")
+    with pytest.raises(ConfigError, match="arch='llama'"):
+        run_tiny_recipe(tmp_path / "bad", config=TinyRecipeConfig(letter_names=True))
+
+
 def test_held_out_tasks_differ_from_training_tasks() -> None:
     train = {t.prompt for s in TINY_SUITES for t in training_tasks(s, 20, 0)}
     held = held_out_tasks(TINY_SUITES, 5)
@@ -81,12 +104,15 @@ def test_recipe_tasks_are_distinct_and_never_an_evaluation_task() -> None:
     assert {t.suite for t in tasks} == {"planning", "logic"}
 
 
-def test_tokenizer_keeps_digits_single_and_ships_the_template() -> None:
+def test_tokenizer_keeps_digits_and_names_letter_by_letter_and_ships_the_template() -> None:
     from reasonloop.policy.templates import TINY_TAGS
 
     tok = build_tokenizer(training_tasks("arith", 10, 0), vocab_size=400)
     assert tok.tokenize("4571") == ["4", "5", "7", "1"]
     assert tok.chat_template == TINY_TAGS.source
+    letters = build_tokenizer(training_tasks("arith", 10, 0), vocab_size=400, letter_names=True)
+    ids = letters.encode("Ask Zupar", add_special_tokens=False)  # names too, letter by letter
+    assert [letters.decode([i]) for i in ids] == ["A", "s", "k", " ", "Z", "u", "p", "a", "r"]
 
 
 @pytest.mark.slow
@@ -159,8 +185,6 @@ def test_suite_agents_run_without_tools(tmp_path: Path) -> None:
 def test_recipe_runs_end_to_end_small(tmp_path: Path) -> None:
     import json
 
-    from reasonloop.recipes.tiny import run_tiny_recipe
-
     cfg = TinyRecipeConfig(suites=("arith",), n_train=3, vocab_size=500, hidden=32, layers=1, heads=2, kv_heads=1,
                            sft_steps=4, sft_batch=4, arpo_steps=1, eval_n=2)
     lines: list[str] = []
@@ -169,3 +193,22 @@ def test_recipe_runs_end_to_end_small(tmp_path: Path) -> None:
     assert saved["expert_trajectories"] == 6 and saved["sft_steps_done"] == 4 and len(saved["arpo"]) == 1
     assert set(summary["accuracy_with_tools"]) == {"arith"} and (tmp_path / "model" / "model.safetensors").exists()
     assert any(line.startswith("accuracy with tools") for line in lines)
+
+
+def test_arpo_draws_again_when_a_group_has_no_signal_and_never_trains_on_it(tmp_path: Path) -> None:
+    """Greedy samples of one prompt are identical, so every group is all right or all wrong."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from reasonloop.recipes.tiny_loop import arpo_finetune
+
+    tokenizer = AutoTokenizer.from_pretrained(ASSET_DIR)
+    model = AutoModelForCausalLM.from_pretrained(ASSET_DIR)
+    before = [p.detach().clone() for p in model.parameters()]
+    tasks = SUITES.get("arith").generate(3, seed=5)
+    history = arpo_finetune(model, tokenizer, {"arith": tasks}, steps=1, cache_dir=tmp_path, group_size=2,
+                            global_samples=1, temperature=0.0, max_draws=3)
+    (entry,) = history
+    assert entry["groups_drawn"] == 3 and entry["groups_trained"] == 0 and entry["trajectories"] == 6
+    assert "loss" not in entry  # nothing to learn from: no update at all
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
