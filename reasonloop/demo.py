@@ -37,16 +37,19 @@ class DemoPlan:
     """Trajectories per ARPO group."""
     arpo_tasks: int = 24
     """Training-seed tasks the ARPO prompts are drawn from."""
+    max_draws: int = 3
+    """Groups an ARPO step may draw until one has rewards that differ (the others have no signal)."""
 
     def __post_init__(self) -> None:
-        if not self.tasks or min(self.tasks.values()) < 1 or self.arpo_steps < 0 or self.group_size < 2:
-            raise ValueError("a demo needs >= 1 task per suite, arpo_steps >= 0 and group_size >= 2")
+        if not self.tasks or min(self.tasks.values()) < 1 or self.arpo_steps < 0 or self.group_size < 2 \
+                or self.max_draws < 1:
+            raise ValueError("a demo needs >= 1 task per suite, arpo_steps >= 0, group_size >= 2 and max_draws >= 1")
 
 
 FULL = DemoPlan(tasks={"arith": 10, "arith-py": 5, "arith-chain": 6, "lookup": 8, "logic": 4, "planning": 3},
                 arpo_steps=6, group_size=4)
 QUICK = DemoPlan(tasks={"arith": 2, "arith-py": 1, "arith-chain": 1, "lookup": 2, "logic": 1, "planning": 1},
-                 arpo_steps=1, group_size=2)
+                 arpo_steps=1, group_size=2, max_draws=1)
 _ARPO_SEED = 777
 """Generator seed of the ARPO prompts (neither a training nor a held-out seed)."""
 
@@ -120,12 +123,16 @@ def _arpo(suite: str, plan: DemoPlan, cache: Path, console: Console) -> tuple[An
     tasks = SUITES.get(suite).generate(plan.arpo_tasks, seed=_ARPO_SEED, difficulty=EVAL_DIFFICULTY.get(suite))
 
     def log(entry: dict[str, Any]) -> None:
+        trained = (f"{entry['groups_trained']} of {entry['groups_drawn']} groups with a signal, "
+                   f"loss {entry['loss']:+.3f}" if "loss" in entry else
+                   f"no group of {entry['groups_drawn']} with a signal (all right or all wrong): no update")
         console.print(f"  step {entry['step']}: {entry['trajectories']} trajectories "
                       f"({entry['branches']:.0f} branched), mean reward {entry['reward_mean']:.2f}, "
-                      f"loss {entry.get('loss', 0.0):+.3f}, {entry['seconds']:.1f}s")
+                      f"{trained}, {entry['seconds']:.1f}s")
 
     history = arpo_finetune(model, tokenizer, {suite: tasks}, steps=plan.arpo_steps, cache_dir=cache,
-                            group_size=plan.group_size, global_samples=max(1, plan.group_size // 2), log=log)
+                            group_size=plan.group_size, global_samples=max(1, plan.group_size // 2),
+                            max_draws=plan.max_draws, log=log)
     return model, tokenizer, history
 
 

@@ -17,6 +17,8 @@ def test_plans_cover_every_suite() -> None:
         DemoPlan(tasks={"arith": 0}, arpo_steps=1, group_size=2)
     with pytest.raises(ValueError):
         DemoPlan(tasks={"arith": 1}, arpo_steps=1, group_size=1)
+    with pytest.raises(ValueError, match="max_draws"):
+        DemoPlan(tasks={"arith": 1}, arpo_steps=1, group_size=2, max_draws=0)
 
 
 def test_arpo_targets_the_weakest_suite_that_still_gets_reward() -> None:

@@ -26,9 +26,10 @@ from reasonloop.trajectory.schema import Trajectory
 __all__ = ["MAX_TOKENS", "accuracy", "arpo_finetune", "evaluate_suites", "suite_agent"]
 
 MAX_TOKENS: Mapping[str, int] = {
-    "arith": 48, "arith-py": 48, "arith-chain": 40, "lookup": 24, "logic": 320, "planning": 720,
+    "arith": 48, "arith-py": 48, "arith-chain": 40, "lookup": 64, "logic": 480, "planning": 720,
 }
-"""Tokens one turn may sample, per suite (the experts' longest turn, with room)."""
+"""Tokens one turn may sample, per suite (the experts' longest turn, with room: a
+tokenizer with letter-by-letter names spends a token per letter of a name)."""
 _MAX_STEPS = 4
 _MAX_STEPS_NO_TOOLS = 2
 """Without tools one answer and one retry: the model is never shown a tool result to read."""
@@ -103,14 +104,25 @@ async def _group(agent: Any, task: Task, seed: int, config: Any) -> Any:
         return await rollout_group(runtime, task.prompt, task_id=task.id, seed=seed, config=config)
 
 
+def _informative(group: Any) -> bool:
+    """Whether the group's rewards differ (an all-equal group has zero advantages: no signal)."""
+    return len({round(t.reward, 9) for t in group.trajectories}) > 1
+
+
 def arpo_finetune(model: Any, tokenizer: Any, tasks_by_suite: Mapping[str, Sequence[Task]], *, steps: int,
                   cache_dir: Path, group_size: int = 4, global_samples: int = 2, lr: float = 1e-4, seed: int = 0,
-                  temperature: float = 1.0, log: Callable[[dict[str, Any]], None] | None = None
+                  temperature: float = 1.0, max_draws: int = 1, log: Callable[[dict[str, Any]], None] | None = None
                   ) -> list[dict[str, Any]]:
-    """ARPO on the suites' verifiers: each step samples one prompt per suite, one update.
+    """ARPO on the suites' verifiers: each step samples one group per suite, one update.
 
-    The model is updated in place. Returns one metrics dict per step (``reward_mean``,
-    ``branches``, the update's loss metrics, ``seconds``).
+    With ``max_draws > 1`` a suite whose group is all right or all wrong (every advantage
+    zero) draws another prompt, up to ``max_draws`` groups, and only groups whose rewards
+    differ are trained on (the filter of DAPO's dynamic sampling): a model that is either
+    sure or helpless on most prompts still gets a signal every step.
+
+    The model is updated in place. Returns one metrics dict per step (``reward_mean`` over
+    every sampled trajectory, ``groups_drawn``, ``groups_trained``, ``branches``, the
+    update's loss metrics, ``seconds``).
     """
     import torch
 
@@ -132,8 +144,15 @@ def arpo_finetune(model: Any, tokenizer: Any, tasks_by_suite: Mapping[str, Seque
     history: list[dict[str, Any]] = []
     for step in range(1, steps + 1):
         started = time.perf_counter()
-        groups = [asyncio.run(_group(agents[s], rng.choice(list(ts)), seed * 7919 + step * 131 + i, config))
-                  for i, (s, ts) in enumerate(tasks_by_suite.items())]
+        drawn, groups = [], []
+        for i, (s, ts) in enumerate(tasks_by_suite.items()):
+            for draw in range(max(1, max_draws)):
+                group = asyncio.run(_group(agents[s], rng.choice(list(ts)), seed * 7919 + step * 131 + i + 7 * draw,
+                                           config))
+                drawn.append(group)
+                if max_draws <= 1 or _informative(group):
+                    groups.append(group)
+                    break
         rows = []
         for group in groups:
             per_step, _ = group_advantages(group, "grpo")
@@ -144,8 +163,10 @@ def arpo_finetune(model: Any, tokenizer: Any, tasks_by_suite: Mapping[str, Seque
             raise RuntimeError("training rows differ from the sampled tokens: " + "; ".join(problems[:3]))
         update = policy_update(model, optimizer, rows, settings, pad_id=int(tokenizer.pad_token_id)) if rows else {}
         engine.sync_weights()
-        entry = {"step": step, "reward_mean": sum(t.reward for t in trajs) / max(1, len(trajs)),
-                 "trajectories": len(trajs), "branches": sum(g.metrics.get("branches", 0.0) for g in groups),
+        sampled = [t for g in drawn for t in g.trajectories]
+        entry = {"step": step, "reward_mean": sum(t.reward for t in sampled) / max(1, len(sampled)),
+                 "trajectories": len(sampled), "groups_drawn": len(drawn), "groups_trained": len(groups),
+                 "branches": sum(g.metrics.get("branches", 0.0) for g in drawn),
                  **update, "seconds": time.perf_counter() - started}
         history.append(entry)
         if log is not None:
