@@ -120,8 +120,13 @@ def _training_ids(ep: Episode, tokenizer: Any, model: Any) -> tuple[list[int], l
     return list(ctx.token_ids or []), mask
 
 
-def train_episode(template: ChatTemplate, *, steps: int = 120, seed: int = 0) -> TrainedEpisode:
-    """Overfit a tiny model on one episode (teacher forcing, loss on the assistant's ids)."""
+def train_episode(template: ChatTemplate, *, max_steps: int = 600, target_loss: float = 0.005, seed: int = 0) -> TrainedEpisode:
+    """Overfit a tiny model on one episode (teacher forcing, loss on the assistant's ids).
+
+    Trains until the masked loss is under ``target_loss`` (greedy decoding then reproduces
+    every turn): a fixed step count sat on a plateau for some templates after a library
+    release changed the initialisation's numerics.
+    """
     import torch
 
     ep = make_episode(template)
@@ -137,14 +142,17 @@ def train_episode(template: ChatTemplate, *, steps: int = 120, seed: int = 0) ->
     model.train()
     loss = torch.tensor(0.0)
     with single_torch_thread():
-        for _ in range(steps):
+        for _ in range(max_steps):
             logits = model(input_ids=inputs).logits[0]
             per_token = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
             loss = (per_token * weights).sum() / weights.sum()
+            if float(loss.detach()) < target_loss:
+                break
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
     model.eval()
+    assert float(loss.detach()) < target_loss, f"{template.name}: loss {float(loss):.4f} after {max_steps} steps"
     return TrainedEpisode(ep, tokenizer, model, {"final_loss": float(loss.detach()), "tokens": float(len(ids))})
 
 
