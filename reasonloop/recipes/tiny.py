@@ -254,6 +254,10 @@ class TinyRecipeConfig:
     """Trajectories per SFT step."""
     sft_lr: float = 2e-3
     """Peak SFT learning rate (linear warm-up, cosine decay)."""
+    sft_bf16: bool = False
+    """Run the SFT forward passes under bfloat16 autocast (weights and optimiser stay
+    float32): about twice the steps per second on a CPU with bf16 instructions
+    (AVX512-BF16, AMX), slower on one without."""
     sft_budget_s: float = math.inf
     """Wall-clock cap of the SFT phase (the schedule is cut, not stretched); the default,
     no cap, makes the result independent of the machine's speed."""
@@ -398,15 +402,15 @@ def _lr_at(progress: float, peak: float, warm: float = 0.05) -> float:
 
 def sft_train(model: Any, trajectories: Sequence[Trajectory], *, steps: int, batch: int, lr: float, seed: int,
               pad_id: int, budget_s: float = math.inf, suite_weights: Mapping[str, float] | None = None,
-              log: Callable[[dict[str, float]], None] | None = None) -> list[dict[str, float]]:
+              bf16: bool = False, log: Callable[[dict[str, float]], None] | None = None) -> list[dict[str, float]]:
     """SFT on the policy tokens, each step on one suite's batch (similar lengths pad little).
 
-    Uses :func:`reasonloop.training.sft.sft_loss`; adds the warm-up/cosine schedule and
-    the wall-clock budget the recipe needs.
+    Uses :func:`reasonloop.training.sft.sft_loss` (``bf16``: under bfloat16 autocast);
+    adds the warm-up/cosine schedule and the wall-clock budget the recipe needs.
     """
     import torch
 
-    from reasonloop.training.sft import sft_rows
+    from reasonloop.training.sft import sft_loss, sft_rows
 
     rng = random.Random(seed)
     pools: dict[str, list[tuple[list[int], list[int]]]] = {}
@@ -432,9 +436,7 @@ def sft_train(model: Any, trajectories: Sequence[Trajectory], *, steps: int, bat
             progress = max(step / steps, (time.perf_counter() - started) / budget_s)
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(progress, lr)
-            from reasonloop.training.sft import sft_loss
-
-            loss, metrics = sft_loss(model, rows, pad_id)
+            loss, metrics = sft_loss(model, rows, pad_id, bf16=bf16)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -484,7 +486,7 @@ def run_tiny_recipe(out_dir: str | Path, *, seed: int = 0, config: TinyRecipeCon
     clock = time.perf_counter()
     sft = sft_train(model, experts, steps=cfg.sft_steps, batch=cfg.sft_batch, lr=cfg.sft_lr, seed=cfg.seed,
                     pad_id=int(tokenizer.pad_token_id), budget_s=cfg.sft_budget_s, suite_weights=cfg.suite_weights,
-                    log=lambda e: log(f"sft step {e['step']:.0f} loss {e['sft_loss']:.3f}") if e["step"] % 50 == 0 else None)
+                    bf16=cfg.sft_bf16, log=lambda e: log(f"sft step {e['step']:.0f} loss {e['sft_loss']:.3f}") if e["step"] % 50 == 0 else None)
     times["sft_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
     held = held_out_tasks(cfg.suites, cfg.eval_n, seed=HELD_OUT_SEED + cfg.seed)

@@ -114,9 +114,20 @@ def sft_rows(trajectories: Sequence[Trajectory]) -> list[tuple[list[int], list[i
     return rows
 
 
-def sft_loss(model: Any, rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> tuple[Any, dict[str, float]]:
-    """Token-mean cross-entropy over the masked (policy) tokens of ``rows``."""
+def sft_loss(model: Any, rows: Sequence[tuple[list[int], list[int]]], pad_id: int, *,
+             bf16: bool = False) -> tuple[Any, dict[str, float]]:
+    """Token-mean cross-entropy over the masked (policy) tokens of ``rows``.
+
+    The vocabulary projection runs only from the first position whose next token any
+    row trains on (a prompt needs hidden states, not logits). ``bf16``: the forward
+    pass runs under bfloat16 autocast on the model's device (CPU or CUDA); the loss
+    and the weights stay float32.
+    """
+    import contextlib
+
     import torch
+
+    from reasonloop.training.update import accepts_logits_to_keep
 
     width = max(len(ids) for ids, _ in rows)
     device = next(model.parameters()).device
@@ -128,9 +139,15 @@ def sft_loss(model: Any, rows: Sequence[tuple[list[int], list[int]]], pad_id: in
         mask[r, : len(row_mask)] = torch.tensor(row_mask, dtype=torch.float32)
         attn[r, : len(row_ids)] = 1
     ids, mask, attn = ids.to(device), mask.to(device), attn.to(device)
-    logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()  # [B, T-1, V]
-    per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")  # [B, T-1]
-    weights = mask[:, 1:]
+    trained = mask[:, 1:].any(dim=0).nonzero()
+    start = int(trained[0, 0]) if len(trained) and accepts_logits_to_keep(model) else 0  # first target column
+    keep = {"logits_to_keep": width - start} if start else {}  # positions start..T-1 (the last predicts nothing)
+    cast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with cast:
+        logits = model(input_ids=ids, attention_mask=attn, **keep).logits[:, -(width - start):][:, :-1]
+    per_token = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), ids[:, start + 1 :],
+                                                  reduction="none")  # [B, T-1-start]
+    weights = mask[:, start + 1 :]
     loss = (per_token * weights).sum() / weights.sum().clamp_min(1.0)
     return loss, {"sft_loss": float(loss.detach()), "sft_tokens": float(weights.sum())}
 

@@ -37,3 +37,35 @@ def test_teacher_records_experts_and_sft_learns_them() -> None:
     history = run_sft(model, trajs, SFTConfig(steps=15, batch_size=6, lr=3e-3), pad_id=pad)
     assert history[0]["sft_tokens"] == sum(sum(m) for _, m in rows)
     assert float(sft_loss(model, rows, pad)[0].detach()) < before * 0.6
+
+
+def test_sft_loss_projects_only_trained_positions_and_matches_the_full_loss() -> None:
+    """The loss read from the first trained position on equals the full-sequence loss worked out directly."""
+    import torch
+
+    from reasonloop.training.sft import sft_loss
+    from reasonloop.training.toy import toy_policy_pair
+
+    tokenizer, model = toy_policy_pair(seed=2)
+    pad = int(tokenizer.pad_token_id)
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for length, first in ((14, 6), (9, 4), (11, 8)):  # prompt of `first` ids, then trained ids
+        ids = torch.randint(5, len(tokenizer) - 1, (length,), generator=g).tolist()
+        rows.append((ids, [0] * first + [1] * (length - first)))
+    loss, metrics = sft_loss(model, rows, pad)
+    # by hand: every position's logits, cross-entropy on the masked next tokens only
+    total, count = 0.0, 0
+    for ids, mask in rows:
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].float(), dim=-1)
+        for t in range(1, len(ids)):
+            if mask[t]:
+                total -= float(logp[t - 1, ids[t]])
+                count += 1
+    assert metrics["sft_tokens"] == count == 5 + 8 + 3
+    assert float(loss) == pytest.approx(total / count, rel=1e-5)
+    bf16, _ = sft_loss(model, rows, pad, bf16=True)  # autocast on the CPU: the same loss to bf16 rounding
+    assert float(bf16) == pytest.approx(total / count, rel=2e-2)
+    loss.backward()  # gradients reach the embeddings through the unprojected prompt positions
+    assert model.get_input_embeddings().weight.grad.abs().sum() > 0
