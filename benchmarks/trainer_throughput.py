@@ -87,7 +87,7 @@ def _trl(tokenizer: Any, model: Any, steps: int, out: Path) -> tuple[float, floa
     clock = _clock()
     trainer = GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=data,
                           processing_class=tokenizer, callbacks=[clock])
-    trainer.train()
+    _quiet(trainer).train()
     (t0, n0), (t1, n1) = clock.marks[0], clock.marks[-1]
     return n1 - n0, t1 - t0
 
@@ -170,7 +170,7 @@ def _trl_smollm2(tokenizer: Any, model: Any, settings: dict[str, Any], out: Path
     trainer = GRPOTrainer(model=_unmarked(model), reward_funcs=reward, args=args, train_dataset=data,
                           processing_class=tokenizer, callbacks=[clock],
                           peft_config=lora_config(LoraSection(**settings["lora"])))
-    trainer.train()
+    _quiet(trainer).train()
     (t0, n0), (t1, n1) = clock.marks[0], clock.marks[-1]
     return n1 - n0, t1 - t0
 
@@ -188,6 +188,15 @@ def _unmarked(model: Any) -> Any:
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(model.state_dict())
     return plain.eval()
+
+
+def _quiet(trainer: Any) -> Any:
+    """``trainer`` without its progress bar and per-step log printing (the table is the output)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    return trainer
 
 
 def _clock() -> Any:
