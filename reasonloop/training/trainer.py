@@ -235,7 +235,9 @@ class Trainer:
         return [self.tasks[i] for i in idx]
 
     async def _rollout(self, step: int, slots: list[tuple[int, Task]]) -> list[Group]:
-        async with AgentRuntime(self.agent, run_id=f"step-{step}") as runtime:
+        # GRPO episodes run start to end and are never forked: no graph checkpoints to write.
+        checkpoints = None if self.config.rollout.mode == "arpo" else False
+        async with AgentRuntime(self.agent, run_id=f"step-{step}", checkpointer=checkpoints) as runtime:
             return list(await asyncio.gather(*(
                 rollout_group(runtime, task.prompt, task_id=task.id, seed=episode_seed(self.config.seed, step, slot),
                               config=self.rollout_config, metadata={"step": step})
