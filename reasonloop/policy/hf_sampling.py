@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from reasonloop.errors import PolicyError
+from reasonloop.policy.kv import cache_of, with_cache
 
 __all__ = [
     "IncrementalDecoder",
@@ -246,6 +247,6 @@ def sample_tokens(model: Any, tokenizer: Any, prompt_ids: Sequence[int], setting
             return SampleResult(ids, logprobs, entropies, "length")
         out = model(
             input_ids=torch.tensor([[token]], device=device),
-            past_key_values=out.past_key_values,
+            **with_cache(model, cache_of(out)),
             use_cache=True,
         )

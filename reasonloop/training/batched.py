@@ -35,6 +35,7 @@ from reasonloop.errors import PolicyError
 from reasonloop.policy.base import Completion, Context, SamplingParams, ToolSpec
 from reasonloop.policy.hf import HFPolicy, HFPolicyConfig
 from reasonloop.policy.hf_sampling import IncrementalDecoder, LoopSettings, SampleResult, find_stop, pick_tokens
+from reasonloop.policy.kv import cache_of, with_cache
 from reasonloop.training.engine import EngineStats, PromptMemo
 from reasonloop.training.prefixes import left_padded, positions_of, shared_prefixes
 from reasonloop.training.turn_batcher import TurnBatcher
@@ -96,13 +97,13 @@ def _prefill(model: Any, prompts: Sequence[Sequence[int]], pad_id: int,
     ids, head = ids.to(device), head.to(device)
     out = model(input_ids=ids, attention_mask=head, position_ids=positions_of(head), use_cache=True, logits_to_keep=1)
     which = torch.tensor(run_of, device=device)
-    cache = out.past_key_values
+    cache = cache_of(out)
     cache.batch_select_indices(which)  # [C, ...] -> [B, ...]: each row gets its run's prefix
     ids, tail = left_padded([q[prefix_of[i]:] for i, q in enumerate(prompts)], ws, pad_id)
     ids, tail = ids.to(device), tail.to(device)
     positions = positions_of(tail) + torch.tensor(prefix_of, device=device)[:, None]
     mask = torch.cat([head[which], tail], dim=1)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True,
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, **with_cache(model, cache), use_cache=True,
                 logits_to_keep=1)
     return out, mask, positions[:, -1:], len(runs) * wp + b * ws
 
@@ -134,7 +135,7 @@ def sample_batch(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], s
             break
         mask = torch.cat([mask, torch.ones((b, 1), dtype=mask.dtype, device=device)], dim=1)
         out = model(input_ids=torch.tensor(fed, device=device)[:, None], attention_mask=mask,
-                    position_ids=next_pos, past_key_values=out.past_key_values, use_cache=True)
+                    position_ids=next_pos, **with_cache(model, cache_of(out)), use_cache=True)
         next_pos = next_pos + 1
         computed += b
     return [row.result for row in rows if row.result is not None], computed

@@ -25,6 +25,7 @@ from typing import Any
 from reasonloop.errors import ConfigError
 from reasonloop.policy.base import ToolSpec
 from reasonloop.policy.hf import HFPolicy, HFPolicyConfig
+from reasonloop.policy.kv import cache_kwarg, cache_of, with_cache
 
 __all__ = ["EngineStats", "HFEngine", "PrefixCache", "PrefixReuseModel", "PromptMemo"]
 
@@ -136,7 +137,7 @@ def _common_prefix(a: Sequence[int], b: Sequence[int], limit: int) -> int:
 class PrefixReuseModel:
     """Wraps a causal LM so that a prefill call reuses the longest cached prefix.
 
-    Calls without ``past_key_values`` are prefills: the wrapper looks the prompt up,
+    Calls without a KV cache are prefills: the wrapper looks the prompt up,
     runs only the uncached suffix, and from then on records the ids fed (prompt and
     decode steps). When the next prefill starts, the finished generation's cache is
     stored under the ids it encodes. Every other attribute is the model's.
@@ -160,20 +161,21 @@ class PrefixReuseModel:
             self.cache.put(self._fed, self._live)
         self._fed, self._live = [], None
 
-    def __call__(self, *, input_ids: Any, past_key_values: Any = None, **kwargs: Any) -> Any:
+    def __call__(self, *, input_ids: Any, **kwargs: Any) -> Any:
         ids = [int(i) for i in input_ids[0].tolist()]
-        if past_key_values is None:  # a prefill: a new generation starts
+        past = kwargs.pop(cache_kwarg(self.module), None)
+        if past is None:  # a prefill: a new generation starts
             self._commit()
             self.stats.calls += 1
             self.stats.prompt_tokens += len(ids)
-            n, past_key_values = self.cache.longest_prefix(ids) if self.reuse else (0, None)
+            n, past = self.cache.longest_prefix(ids) if self.reuse else (0, None)
             self.stats.reused_tokens += n
             self._fed = ids[:n]
             input_ids, ids = input_ids[:, n:], ids[n:]
-        out = self.module(input_ids=input_ids, past_key_values=past_key_values, **kwargs)
+        out = self.module(input_ids=input_ids, **with_cache(self.module, past), **kwargs)
         self.stats.computed_tokens += len(ids)
         self._fed.extend(ids)
-        self._live = out.past_key_values
+        self._live = cache_of(out)
         return out
 
     def clear(self) -> None:

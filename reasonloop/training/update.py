@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from reasonloop.policy.kv import cache_of, with_cache
 from reasonloop.training.batch import Row
 from reasonloop.training.distributed import DataParallel
 from reasonloop.training.losses import PolicyLossConfig, entropy_from_logits, policy_loss, token_logprobs
@@ -150,7 +151,7 @@ def _shared_logprobs(model: Any, rows: Sequence[Row], full: dict[str, torch.Tens
     keep_one = {"logits_to_keep": 1} if accepts_logits_to_keep(model) else {}
     out = model(input_ids=head_ids, attention_mask=head, position_ids=positions_of(head), use_cache=True, **keep_one)
     which = torch.tensor(run_of, device=device)
-    cache = out.past_key_values
+    cache = cache_of(out)
     cache.batch_select_indices(which)  # [C, ...] -> [B, ...], differentiable: prefix gradients add up
     width = max(len(r.input_ids) - p for r, p in zip(rows, prefix, strict=True))
     tail_ids, tail = (t.to(device) for t in right_padded([r.input_ids[p:] for r, p in zip(rows, prefix, strict=True)],
@@ -159,7 +160,7 @@ def _shared_logprobs(model: Any, rows: Sequence[Row], full: dict[str, torch.Tens
     keep = width - offset
     starts = torch.tensor(prefix, device=device)[:, None]
     logits = model(input_ids=tail_ids, attention_mask=torch.cat([head[which], tail], dim=1),
-                   position_ids=starts + torch.arange(width, device=device)[None], past_key_values=cache, use_cache=True,
+                   position_ids=starts + torch.arange(width, device=device)[None], **with_cache(model, cache), use_cache=True,
                    **({"logits_to_keep": keep} if accepts_logits_to_keep(model) else {})).logits[:, -keep:]
     logits = logits.float() / full["temp"].view(-1, 1, 1)
     targets = torch.cat([tail_ids[:, 1:], torch.full_like(tail_ids[:, :1], pad_id)], dim=1)[:, offset:]

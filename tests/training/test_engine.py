@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from reasonloop.policy.base import Context, SamplingParams, ToolSpec
+from reasonloop.policy.kv import cache_of
 
 pytest.importorskip("torch")
 
@@ -93,7 +94,7 @@ def test_prefix_cache_keeps_the_newest_entries(pair: tuple[Any, Any]) -> None:
     for start in (5, 6, 7):
         ids = list(range(start, start + 8))
         with torch.inference_mode():
-            cache.put(ids, model(input_ids=torch.tensor([ids]), use_cache=True).past_key_values)
+            cache.put(ids, cache_of(model(input_ids=torch.tensor([ids]), use_cache=True)))
     assert len(cache) == 2
     assert cache.longest_prefix(list(range(5, 20)))[0] == 0  # evicted
     n, kv = cache.longest_prefix([6, 7, 8, 9, 99])
