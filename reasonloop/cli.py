@@ -316,8 +316,8 @@ app.add_typer(recipe_app, name="recipe")
 def recipe_tiny(
     out: Annotated[Path, typer.Option("--out", help="Run directory (model, trajectories, summary.json).")],
     seed: Annotated[int, typer.Option("--seed", help="Seed of tasks, tokenizer, model and training.")] = 0,
-    variant: Annotated[str, typer.Option("--variant", help="shipped (the model in assets/tiny) or letters "
-                                                            "(names letter by letter, quoting lookup expert).")] = "shipped",
+    variant: Annotated[str, typer.Option("--variant", help="shipped (the model in assets/tiny) or bpe "
+                                                            "(the earlier recipe: names in BPE pieces).")] = "shipped",
 ) -> None:
     """Train the embedded tiny policy from nothing: expert trajectories, tokenizer, SFT, ARPO, evaluation."""
     from reasonloop.recipes.tiny import recipe_variant, run_tiny_recipe

@@ -72,14 +72,16 @@ def test_lookup_expert_quotes_the_fact_it_read_then_answers(tmp_path: Path) -> N
         assert f"{relation} {task.answer}" in traj.tool_steps()[-1].result.output  # the quote is the retrieved text's
     # nothing retrieved says it: no quote, the answer alone
     assert expert_turn(tasks[0], 1, "0 documents", quote_lookup=True).text == f"<answer>{tasks[0].answer}</answer>"  # type: ignore[union-attr]
-    # the shipped model's expert answers without a quote
+    # without quote_lookup (the bpe variant) the expert answers without a quote
     plain = expert_turn(tasks[0], 1, f"X works for {tasks[0].answer}.")
     assert plain is not None and plain.text == f"<answer>{tasks[0].answer}</answer>"
-    assert recipe_variant("letters").quote_lookup and not recipe_variant("shipped").letter_names
-    with pytest.raises(ConfigError, match="letters, shipped"):
+    shipped, bpe = recipe_variant("shipped"), recipe_variant("bpe")
+    assert shipped == TinyRecipeConfig() and shipped.quote_lookup and shipped.letter_names and shipped.arch == "llama"
+    assert not (bpe.quote_lookup or bpe.letter_names or bpe.sft_bf16) and bpe.arch == "qwen2"
+    with pytest.raises(ConfigError, match="bpe, shipped"):
         recipe_variant("nope")
     with pytest.raises(ConfigError, match="arch='llama'"):
-        run_tiny_recipe(tmp_path / "bad", config=TinyRecipeConfig(letter_names=True))
+        run_tiny_recipe(tmp_path / "bad", config=TinyRecipeConfig(arch="qwen2"))
 
 
 def test_held_out_tasks_differ_from_training_tasks() -> None:
