@@ -136,6 +136,15 @@ def _arpo(suite: str, plan: DemoPlan, cache: Path, console: Console) -> tuple[An
     return model, tokenizer, history
 
 
+def _shown_path(name: str) -> str:
+    """``hf:PATH`` with PATH relative to the working directory when it lies under it."""
+    path = Path(name.removeprefix("hf:"))
+    try:
+        return "hf:" + str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return name
+
+
 def _table(tasks: Mapping[str, Sequence[Any]], columns: Mapping[str, Mapping[str, float]]) -> Any:
     rows = [{"suite": s, "tasks": len(ts), **{k: f"{v[s]:.0%}" if s in v else "-" for k, v in columns.items()}}
             for s, ts in tasks.items()]
@@ -168,7 +177,7 @@ def run_demo(*, out: Path, quick: bool, console: Console) -> int:
         return 1
     tasks = held_out_tasks(list(plan.tasks), max(plan.tasks.values()))
     tasks = {s: ts[: plan.tasks[s]] for s, ts in tasks.items()}
-    console.print(f"Model: tiny ({policy.name}), ReAct agent (LangGraph), greedy decoding.\n"
+    console.print(f"Model: tiny ({_shown_path(policy.name)}), ReAct agent (LangGraph), greedy decoding.\n"
                   f"Held-out tasks: {', '.join(f'{s} x{len(t)}' for s, t in tasks.items())}.\n")
     console.rule("1. with tools (first episode of each suite shown step by step)")
     shown: dict[str, str] = {}
