@@ -224,7 +224,7 @@ class TinyRecipeConfig:
     suites: tuple[str, ...] = TINY_SUITES
     """Suites trained on."""
     n_train: int = 3000
-    """Generated training tasks per suite and difficulty, scaled per suite by :data:`TRAIN_SCALE`.
+    """Generated training tasks per suite and difficulty, scaled per suite by ``train_scale``.
     Every task is distinct, so the model sees each about once: it must learn to copy and
     translate, it cannot memorise."""
     vocab_size: int = 2048
@@ -241,6 +241,8 @@ class TinyRecipeConfig:
     quote_lookup: bool = True
     """The lookup expert quotes the retrieved fact's phrase (``works for Gyrurcor.``) before
     it answers, so reading the answer becomes copying a phrase it has just started."""
+    train_scale: Mapping[str, float] = field(default_factory=lambda: dict(TRAIN_SCALE))
+    """Training tasks per suite relative to ``n_train`` (1.0 when absent)."""
     suite_weights: Mapping[str, float] = field(default_factory=lambda: dict(SUITE_WEIGHTS))
     """Relative SFT sampling weight per suite (1.0 when absent)."""
     hidden: int = 192
@@ -298,8 +300,9 @@ def training_tasks(suite: str, n: int, seed: int) -> list[Task]:
     return out
 
 
-def recipe_tasks(suites: Sequence[str], n_train: int, seed: int, *, exclude: Iterable[str] = ()) -> list[Task]:
-    """The recipe's training tasks: :func:`training_tasks` per suite, sized by :data:`TRAIN_SCALE`.
+def recipe_tasks(suites: Sequence[str], n_train: int, seed: int, *, exclude: Iterable[str] = (),
+                 scale: Mapping[str, float] = TRAIN_SCALE) -> list[Task]:
+    """The recipe's training tasks: :func:`training_tasks` per suite, sized by ``scale``.
 
     Duplicate prompts are dropped, and so is every prompt in ``exclude`` (the evaluation
     tasks: a small instance space such as easy planning repeats across seeds).
@@ -307,7 +310,7 @@ def recipe_tasks(suites: Sequence[str], n_train: int, seed: int, *, exclude: Ite
     seen = set(exclude)
     out: list[Task] = []
     for suite in suites:
-        for task in training_tasks(suite, max(1, round(n_train * TRAIN_SCALE.get(suite, 1.0))), seed):
+        for task in training_tasks(suite, max(1, round(n_train * scale.get(suite, 1.0))), seed):
             if task.prompt not in seen:
                 seen.add(task.prompt)
                 out.append(task)
@@ -479,7 +482,8 @@ def run_tiny_recipe(out_dir: str | Path, *, seed: int = 0, config: TinyRecipeCon
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "cache"
     clock = time.perf_counter()
-    tasks = recipe_tasks(cfg.suites, cfg.n_train, cfg.seed, exclude=evaluation_prompts(cfg.suites, cfg.seed))
+    tasks = recipe_tasks(cfg.suites, cfg.n_train, cfg.seed, exclude=evaluation_prompts(cfg.suites, cfg.seed),
+                         scale=cfg.train_scale)
     tokenizer = build_tokenizer(tasks, vocab_size=cfg.vocab_size, letter_names=cfg.letter_names)
     model = build_tiny_model(tokenizer, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, kv_heads=cfg.kv_heads,
                              arch=cfg.arch, seed=cfg.seed)
