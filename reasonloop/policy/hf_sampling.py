@@ -15,7 +15,6 @@ The prefix is encoded once; every further step feeds one token with the KV cache
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import Any
 import torch
 
 from reasonloop.errors import PolicyError
-from reasonloop.policy.kv import cache_of, with_cache
+from reasonloop.policy.hf_forward import cache_of, keep_logits, with_cache
 
 __all__ = [
     "IncrementalDecoder",
@@ -229,8 +228,7 @@ def sample_tokens(model: Any, tokenizer: Any, prompt_ids: Sequence[int], setting
     entropies: list[float] = []
     # Prefill: the whole prompt once.
     # Models that support it compute the vocabulary projection for the last position only.
-    keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
-    out = model(input_ids=torch.tensor([list(prompt_ids)], device=device), use_cache=True, **keep)
+    out = model(input_ids=torch.tensor([list(prompt_ids)], device=device), use_cache=True, **keep_logits(model, 1))
     while True:
         (token,), (logprob,), (entropy,) = pick_tokens(out.logits[:, -1], [settings])
         ids.append(token)

@@ -34,8 +34,8 @@ import torch
 from reasonloop.errors import PolicyError
 from reasonloop.policy.base import Completion, Context, SamplingParams, ToolSpec
 from reasonloop.policy.hf import HFPolicy, HFPolicyConfig
+from reasonloop.policy.hf_forward import cache_of, keep_logits, with_cache
 from reasonloop.policy.hf_sampling import IncrementalDecoder, LoopSettings, SampleResult, find_stop, pick_tokens
-from reasonloop.policy.kv import cache_of, with_cache
 from reasonloop.training.engine import EngineStats, PromptMemo
 from reasonloop.training.prefixes import left_padded, positions_of, shared_prefixes
 from reasonloop.training.turn_batcher import TurnBatcher
@@ -91,11 +91,12 @@ def _prefill(model: Any, prompts: Sequence[Sequence[int]], pad_id: int,
         ids, mask = left_padded(prompts, width, pad_id)
         ids, mask = ids.to(device), mask.to(device)
         positions = positions_of(mask)
-        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **keep_logits(model, 1))
         return out, mask, positions[:, -1:], b * width
     ids, head = left_padded([prompts[rows[0]][:p] for p, rows in runs], wp, pad_id)
     ids, head = ids.to(device), head.to(device)
-    out = model(input_ids=ids, attention_mask=head, position_ids=positions_of(head), use_cache=True, logits_to_keep=1)
+    out = model(input_ids=ids, attention_mask=head, position_ids=positions_of(head), use_cache=True,
+                **keep_logits(model, 1))
     which = torch.tensor(run_of, device=device)
     cache = cache_of(out)
     cache.batch_select_indices(which)  # [C, ...] -> [B, ...]: each row gets its run's prefix
@@ -104,7 +105,7 @@ def _prefill(model: Any, prompts: Sequence[Sequence[int]], pad_id: int,
     positions = positions_of(tail) + torch.tensor(prefix_of, device=device)[:, None]
     mask = torch.cat([head[which], tail], dim=1)
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, **with_cache(model, cache), use_cache=True,
-                logits_to_keep=1)
+                **keep_logits(model, 1))
     return out, mask, positions[:, -1:], len(runs) * wp + b * ws
 
 

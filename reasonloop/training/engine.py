@@ -25,7 +25,7 @@ from typing import Any
 from reasonloop.errors import ConfigError
 from reasonloop.policy.base import ToolSpec
 from reasonloop.policy.hf import HFPolicy, HFPolicyConfig
-from reasonloop.policy.kv import cache_kwarg, cache_of, with_cache
+from reasonloop.policy.hf_forward import cache_kwarg, cache_of, with_cache
 
 __all__ = ["EngineStats", "HFEngine", "PrefixCache", "PrefixReuseModel", "PromptMemo"]
 

@@ -127,7 +127,7 @@ def sft_loss(model: Any, rows: Sequence[tuple[list[int], list[int]]], pad_id: in
 
     import torch
 
-    from reasonloop.training.update import accepts_logits_to_keep
+    from reasonloop.policy.hf_forward import keep_logits, takes_logits_to_keep
 
     width = max(len(ids) for ids, _ in rows)
     device = next(model.parameters()).device
@@ -140,11 +140,11 @@ def sft_loss(model: Any, rows: Sequence[tuple[list[int], list[int]]], pad_id: in
         attn[r, : len(row_ids)] = 1
     ids, mask, attn = ids.to(device), mask.to(device), attn.to(device)
     trained = mask[:, 1:].any(dim=0).nonzero()
-    start = int(trained[0, 0]) if len(trained) and accepts_logits_to_keep(model) else 0  # first target column
-    keep = {"logits_to_keep": width - start} if start else {}  # positions start..T-1 (the last predicts nothing)
+    start = int(trained[0, 0]) if len(trained) and takes_logits_to_keep(model) else 0  # first target column
     cast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    with cast:
-        logits = model(input_ids=ids, attention_mask=attn, **keep).logits[:, -(width - start):][:, :-1]
+    with cast:  # positions start..T-1 (the last predicts nothing)
+        logits = model(input_ids=ids, attention_mask=attn,
+                       **keep_logits(model, width - start if start else 0)).logits[:, -(width - start):][:, :-1]
     per_token = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), ids[:, start + 1 :],
                                                   reduction="none")  # [B, T-1-start]
     weights = mask[:, start + 1 :]

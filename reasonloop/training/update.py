@@ -21,13 +21,13 @@ from typing import Any
 
 import torch
 
-from reasonloop.policy.kv import cache_of, with_cache
+from reasonloop.policy.hf_forward import cache_of, keep_logits, with_cache
 from reasonloop.training.batch import Row
 from reasonloop.training.distributed import DataParallel
 from reasonloop.training.losses import PolicyLossConfig, entropy_from_logits, policy_loss, token_logprobs
 from reasonloop.training.prefixes import left_padded, positions_of, right_padded, shared_prefixes
 
-__all__ = ["UpdateSettings", "accepts_logits_to_keep", "padded", "policy_update", "row_logprobs", "scored_from"]
+__all__ = ["UpdateSettings", "padded", "policy_update", "row_logprobs", "scored_from"]
 
 _SUMMED = ("loss", "pg_loss", "clip_frac", "approx_kl", "ratio")
 """Loss metrics every rank reports (weighted by its share of the global loss weight)."""
@@ -80,23 +80,15 @@ def scored_from(batch: dict[str, torch.Tensor]) -> int:
     return int(weighted[0, 0]) if len(weighted) else 0
 
 
-def accepts_logits_to_keep(model: Any) -> bool:
-    """Whether ``model.forward`` takes ``logits_to_keep`` (transformers' causal LMs do)."""
-    import inspect
-
-    params = inspect.signature(model.forward).parameters
-    return "logits_to_keep" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
 def row_logprobs(model: Any, batch: dict[str, torch.Tensor], *, entropy: bool = False, bf16: bool = False,
                  start: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probs ``[B, T-1-start]`` of the batch's target columns ``start..`` (and entropies if asked)
     at the rows' temperatures; the vocabulary projection runs for those positions only."""
     cast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 and batch["ids"].is_cuda else nullcontext()
     keep = batch["ids"].shape[1] - start  # positions start..T-1 score targets start+1..T (the last: nothing)
-    extra = {"logits_to_keep": keep} if start > 0 and accepts_logits_to_keep(model) else {}
     with cast:
-        logits = model(input_ids=batch["ids"], attention_mask=batch["attn"], **extra).logits[:, -keep:][:, :-1]
+        logits = model(input_ids=batch["ids"], attention_mask=batch["attn"],
+                       **keep_logits(model, keep if start > 0 else 0)).logits[:, -keep:][:, :-1]
     logits = logits.float() / batch["temp"].view(-1, 1, 1)
     logp = token_logprobs(logits, batch["ids"][:, start + 1 :])
     return logp, (entropy_from_logits(logits) if entropy else None)
@@ -148,8 +140,8 @@ def _shared_logprobs(model: Any, rows: Sequence[Row], full: dict[str, torch.Tens
             prefix[i], run_of[i] = p, r
     head_ids, head = (t.to(device) for t in left_padded([rows[m[0]].input_ids[:p] for p, m in runs],
                                                          max(p for p, _ in runs), pad_id))
-    keep_one = {"logits_to_keep": 1} if accepts_logits_to_keep(model) else {}
-    out = model(input_ids=head_ids, attention_mask=head, position_ids=positions_of(head), use_cache=True, **keep_one)
+    out = model(input_ids=head_ids, attention_mask=head, position_ids=positions_of(head), use_cache=True,
+                **keep_logits(model, 1))
     which = torch.tensor(run_of, device=device)
     cache = cache_of(out)
     cache.batch_select_indices(which)  # [C, ...] -> [B, ...], differentiable: prefix gradients add up
@@ -161,7 +153,7 @@ def _shared_logprobs(model: Any, rows: Sequence[Row], full: dict[str, torch.Tens
     starts = torch.tensor(prefix, device=device)[:, None]
     logits = model(input_ids=tail_ids, attention_mask=torch.cat([head[which], tail], dim=1),
                    position_ids=starts + torch.arange(width, device=device)[None], **with_cache(model, cache), use_cache=True,
-                   **({"logits_to_keep": keep} if accepts_logits_to_keep(model) else {})).logits[:, -keep:]
+                   **keep_logits(model, keep)).logits[:, -keep:]
     logits = logits.float() / full["temp"].view(-1, 1, 1)
     targets = torch.cat([tail_ids[:, 1:], torch.full_like(tail_ids[:, :1], pad_id)], dim=1)[:, offset:]
     logp = token_logprobs(logits, targets)

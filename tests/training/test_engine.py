@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from reasonloop.policy.base import Context, SamplingParams, ToolSpec
-from reasonloop.policy.kv import cache_of
+from reasonloop.policy.hf_forward import cache_of
 
 pytest.importorskip("torch")
 
