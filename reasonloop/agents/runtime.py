@@ -104,7 +104,9 @@ class AgentRuntime:
         if self._graph is None:
             opened = await open_checkpointer(self._checkpointing, self.agent.graph.checkpointer)
             self._saver, self._owns_memory, self._conn = opened.saver, opened.owned_memory, opened.connection
-            self._graph = self.agent.compile(self._saver)
+            uncheckpointed = self._saver is None and self.agent.graph.checkpointer is None
+            # Without a checkpointer the agent's own compiled graph is the graph (no compile per runtime).
+            self._graph = self.agent.graph if uncheckpointed else self.agent.compile(self._saver)
         return self._graph
 
     async def aclose(self) -> None:
