@@ -111,14 +111,16 @@ def _informative(group: Any) -> bool:
 
 def arpo_finetune(model: Any, tokenizer: Any, tasks_by_suite: Mapping[str, Sequence[Task]], *, steps: int,
                   cache_dir: Path, group_size: int = 4, global_samples: int = 2, lr: float = 1e-4, seed: int = 0,
-                  temperature: float = 1.0, max_draws: int = 1, log: Callable[[dict[str, Any]], None] | None = None
-                  ) -> list[dict[str, Any]]:
-    """ARPO on the suites' verifiers: each step samples one group per suite, one update.
+                  temperature: float = 1.0, max_draws: int = 1, groups_per_step: int = 1,
+                  log: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """ARPO on the suites' verifiers: each step samples ``groups_per_step`` groups per suite, one update.
 
     With ``max_draws > 1`` a suite whose group is all right or all wrong (every advantage
-    zero) draws another prompt, up to ``max_draws`` groups, and only groups whose rewards
-    differ are trained on (the filter of DAPO's dynamic sampling): a model that is either
-    sure or helpless on most prompts still gets a signal every step.
+    zero) draws another prompt, up to ``max_draws`` groups per group wanted, and only
+    groups whose rewards differ are trained on (the filter of DAPO's dynamic sampling): a
+    model that is either sure or helpless on most prompts still gets a signal every step.
+    More groups per step average the update over more prompts (Adam moves every weight by
+    about the learning rate whatever the gradient's size, so a one-prompt step is noisy).
 
     The model is updated in place. Returns one metrics dict per step (``reward_mean`` over
     every sampled trajectory, ``groups_drawn``, ``groups_trained``, ``branches``, the
@@ -146,12 +148,14 @@ def arpo_finetune(model: Any, tokenizer: Any, tasks_by_suite: Mapping[str, Seque
         started = time.perf_counter()
         drawn, groups = [], []
         for i, (s, ts) in enumerate(tasks_by_suite.items()):
-            for draw in range(max(1, max_draws)):
+            wanted = len(groups) + groups_per_step
+            for draw in range(max(1, max_draws) * groups_per_step):
                 group = asyncio.run(_group(agents[s], rng.choice(list(ts)), seed * 7919 + step * 131 + i + 7 * draw,
                                            config))
                 drawn.append(group)
                 if max_draws <= 1 or _informative(group):
                     groups.append(group)
+                if len(groups) == wanted:
                     break
         rows = []
         for group in groups:

@@ -214,3 +214,11 @@ def test_arpo_draws_again_when_a_group_has_no_signal_and_never_trains_on_it(tmp_
     assert entry["groups_drawn"] == 3 and entry["groups_trained"] == 0 and entry["trajectories"] == 6
     assert "loss" not in entry  # nothing to learn from: no update at all
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    # two groups wanted per step: up to max_draws draws for each, still none trained on
+    (entry,) = arpo_finetune(model, tokenizer, {"arith": tasks}, steps=1, cache_dir=tmp_path, group_size=2,
+                             global_samples=1, temperature=0.0, max_draws=2, groups_per_step=2)
+    assert entry["groups_drawn"] == 4 and entry["groups_trained"] == 0
+    # without the filter every drawn group is trained on
+    (entry,) = arpo_finetune(model, tokenizer, {"arith": tasks}, steps=1, cache_dir=tmp_path, group_size=2,
+                             global_samples=1, temperature=0.0, groups_per_step=2)
+    assert entry["groups_drawn"] == entry["groups_trained"] == 2 and entry["trajectories"] == 4
