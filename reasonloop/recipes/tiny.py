@@ -64,6 +64,7 @@ __all__ = [
     "evaluation_prompts",
     "expert_turn",
     "held_out_tasks",
+    "in_description_order",
     "recipe_tasks",
     "record_experts",
     "recipe_variant",
@@ -172,11 +173,29 @@ _ACTION = re.compile(r"\([a-z][\w-]*(?: [\w-]+)*\)")
 _PROBLEM_NAME = re.compile(r"\(define \(problem [^)\s]+\)")
 
 
+_SECTION = re.compile(r"(\(:init\n    |\(:goal \(and\n    )((?:\([^()]*\) ?)*)")
+
+
+def in_description_order(problem: str) -> str:
+    """``problem`` with its init and goal atoms in the order the task's English states them.
+
+    The description phrases each atom as one sentence, atoms sorted
+    (:func:`reasonloop.planners.render.render_state`); written in that order, the PDDL is
+    a sentence-by-sentence translation, which a small model learns far more easily than a
+    reordering. Same atoms, same problem.
+    """
+    def ordered(match: re.Match[str]) -> str:
+        atoms = re.findall(r"\([^()]*\)", match.group(2))
+        return match.group(1) + " ".join(sorted(atoms))
+
+    return _SECTION.sub(ordered, problem)
+
+
 @EXPERTS.decorator("planning")
 def _planning(task: Task, turn: int, last: str | None) -> ExpertTurn | None:
     if turn == 0:  # the domain is given (named, not copied); the problem is the translation
         args = next(a for t in task.expert for n, a in t.tool_calls if "problem" in a)
-        problem = _PROBLEM_NAME.sub("(define (problem task)", args["problem"], count=1)
+        problem = in_description_order(_PROBLEM_NAME.sub("(define (problem task)", args["problem"], count=1))
         return ExpertTurn(tool_calls=[("plan", {"domain": task.metadata["domain_name"], "problem": problem})])
     if turn == 1:
         plan = "\n".join(_ACTION.findall((last or "").lower()))

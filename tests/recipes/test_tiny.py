@@ -61,6 +61,25 @@ def test_experts_read_the_last_tool_result() -> None:
     assert expert_turn(plan, 1, out).text == "<answer>\n(pick-up b1)\n(stack b1 b2)\n</answer>"  # type: ignore[union-attr]
 
 
+def test_planning_expert_writes_the_atoms_in_the_order_the_description_states_them() -> None:
+    import re
+
+    from reasonloop.recipes.tiny import in_description_order
+
+    for task in SUITES.get("planning").generate(6, seed=5, difficulty=2):
+        original = next(a for t in task.expert for _, a in t.tool_calls if "problem" in a)["problem"]
+        ordered = in_description_order(original)
+        init, goal = (re.findall(r"\([^()]*\)", part) for part in ordered.split("(:init", 1)[1].split("(:goal", 1))
+        assert sorted(init) == init and sorted(goal) == goal  # the description's order (render_state sorts)
+        stated = task.prompt.split("Initially: ", 1)[1].split("\nGoal: ", 1)[0].rstrip(".").split(". ")
+        assert len(stated) == len(init)
+        for atom, sentence in zip(init, stated, strict=True):  # atom i is sentence i
+            assert all(arg in sentence.split() for arg in atom.strip("()").split()[1:]), (atom, sentence)
+        assert sorted(re.findall(r"\([^()]*\)", ordered)) == sorted(re.findall(r"\([^()]*\)", original))
+        atom = re.compile(r"\([^()]*\)")
+        assert atom.sub("", ordered) == atom.sub("", original)  # the same text around the atoms
+
+
 def test_lookup_expert_quotes_the_fact_it_read_then_answers(tmp_path: Path) -> None:
     tasks = SUITES.get("lookup").generate(6, seed=3, difficulty=1)
     policy = _policy(tasks)
