@@ -108,6 +108,17 @@ def _process_failure(run: RunOutcome, replies: Replies, wall_s: float) -> SmtRes
     return None
 
 
+def _script_errors(errors: list[str], verdicts: list[Verdict]) -> list[str]:
+    """The script's errors, less z3's "model is not available" after an unsat or unknown answer.
+
+    Most scripts end with ``(get-model)``; when the last check is not sat, z3 refuses
+    it, and that refusal is the answer (no model exists), not a mistake in the input.
+    """
+    if verdicts and verdicts[-1] is not Verdict.SAT:
+        return [e for e in errors if not e.endswith("model is not available")]
+    return errors
+
+
 def _interpret(run: RunOutcome, replies: Replies, config: SmtConfig, checks: int) -> SmtResult:
     verdicts = [Verdict(v) for v in replies.verdicts if v in ("sat", "unsat", "unknown")]
     common = {"verdicts": verdicts, "truncated": run.output_truncated}
@@ -116,11 +127,10 @@ def _interpret(run: RunOutcome, replies: Replies, config: SmtConfig, checks: int
         return failure.model_copy(update=common)
     if replies.unreadable is not None:
         return error_result("z3", replies.unreadable, **common)
-    if replies.errors:
-        shown = "; ".join(replies.errors[:5]) + (
-            f" (+{len(replies.errors) - 5} more)" if len(replies.errors) > 5 else ""
-        )
-        return error_result("z3", shown, errors=replies.errors[:50], **common)
+    errors = _script_errors(replies.errors, verdicts)
+    if errors:
+        shown = "; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)" if len(errors) > 5 else "")
+        return error_result("z3", shown, errors=errors[:50], **common)
     if not verdicts:
         tail = run.stderr.decode("utf-8", errors="replace").strip()[-300:]
         return error_result("z3", f"z3 gave no answer (exit status {run.returncode}) {tail}".strip(), **common)

@@ -69,6 +69,15 @@ def test_unsat_with_named_assertions_returns_the_core() -> None:
     assert "unsat core: " in result.to_text()
 
 
+def test_a_model_asked_for_after_unsat_is_the_answer_not_an_error() -> None:
+    """z3 refuses (get-model) after unsat; the script was fine and its answer is unsat."""
+    result = check_smt("(declare-const x Int)\n(assert (< x x))\n(check-sat)\n(get-model)")
+    assert result.verdict is Verdict.UNSAT and result.errors == [] and result.to_text() == "unsat"
+    # a real mistake next to it is still reported
+    bad = check_smt("(declare-const x Int)\n(assert (< x x))\n(check-sat)\n(get-model)\n(assert (> y 1))")
+    assert bad.verdict is Verdict.ERROR and bad.errors == ["line 5 column 11: unknown constant y"]
+
+
 def test_unknown_on_timeout_of_a_hard_nonlinear_problem() -> None:
     result = check_smt(CUBES, timeout_s=0.3)
     assert result.verdict is Verdict.UNKNOWN
