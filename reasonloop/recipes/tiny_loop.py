@@ -146,7 +146,8 @@ def arpo_finetune(model: Any, tokenizer: Any, tasks_by_suite: Mapping[str, Seque
     history: list[dict[str, Any]] = []
     for step in range(1, steps + 1):
         started = time.perf_counter()
-        drawn, groups = [], []
+        drawn: list[Any] = []
+        groups: list[Any] = []
         for i, (s, ts) in enumerate(tasks_by_suite.items()):
             wanted = len(groups) + groups_per_step
             for draw in range(max(1, max_draws) * groups_per_step):
